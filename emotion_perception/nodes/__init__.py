@@ -1,0 +1,1 @@
+"""rclpy nodes: thin wrappers that declare parameters, convert messages, call the pipeline and publish."""

@@ -1,0 +1,30 @@
+"""The classifier nodes' `emotion/detail` document, without ROS: the nodes publish it and `bag evaluate`
+writes the very same document into its results bag."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+DETAIL_VERSION = 1
+
+
+def detail_json(
+    header: Any, model: str, image_size: tuple[int, int], faces: Iterable[dict[str, Any]],
+    latency_ms: float | None, processing_ms: float,
+) -> str:
+    """The versioned emotion/detail document of one processed frame (see the README for the schema).
+
+    `header` is any object with `stamp.sec`, `stamp.nanosec` and `frame_id` (a std_msgs/Header of rclpy
+    or of rosbags)."""
+    return json.dumps({
+        "version": DETAIL_VERSION,
+        "stamp": {"sec": int(header.stamp.sec), "nanosec": int(header.stamp.nanosec)},
+        "frame_id": header.frame_id,
+        "model": model,
+        "image": {"width": image_size[0], "height": image_size[1]},
+        "faces": list(faces),
+        "latency_ms": None if latency_ms is None else round(latency_ms, 2),
+        "processing_ms": round(processing_ms, 2),
+    }, separators=(",", ":"))

@@ -1,0 +1,243 @@
+"""Real-time face following for video: detect every N frames, correlation-track in between, stable ids.
+
+Detection (dlib HOG, optionally on a downscaled copy of the frame) runs every `detect_every` frames,
+on the first frame, and whenever a tracked face is lost. Between detections each face is followed by
+its own `dlib.correlation_tracker`; a peak-to-side-lobe ratio below `min_psr` (the face left, was
+covered or changed too much) drops the track and triggers detection on the same frame. With
+`track_every` > 1 the correlation tracker (a fixed ~4 ms per face) runs only every that many frames;
+on the frames between, the box is carried by the previous frame's landmarks (source "landmarks"), and the
+next tracker update starts from that box. Detections are
+matched to tracked faces by box overlap (IoU), so a face keeps its integer id for as long as it is
+followed; a tracked face the detector no longer finds is dropped. Landmarks are placed on every frame.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import cv2
+import dlib
+import numpy as np
+
+from emotion_perception.faces import FaceBox, FaceDetector
+from emotion_perception.landmarks import LandmarkPredictor
+
+
+@dataclass
+class TrackedFace:
+    """One face in one frame: its stable id, its box (source 'detector' or 'tracker') and 68 landmarks."""
+
+    id: int
+    box: FaceBox
+    landmarks: np.ndarray
+
+
+@dataclass
+class _Track:
+    id: int
+    tracker: dlib.correlation_tracker
+    box: FaceBox
+    landmarks: np.ndarray | None = None
+    # The box relative to its landmarks' bounding box: (dx, dy, dw, dh) in units of that box's size.
+    offset: tuple[float, float, float, float] | None = None
+
+
+def landmark_bounds(points: np.ndarray) -> tuple[float, float, float, float]:
+    """(left, top, width, height) of the landmarks' bounding box (width/height at least 1)."""
+    left, top = points.min(axis=0)
+    right, bottom = points.max(axis=0)
+    return float(left), float(top), max(float(right - left), 1.0), max(float(bottom - top), 1.0)
+
+
+def iou(a: FaceBox, b: FaceBox) -> float:
+    """Intersection over union of two boxes (0 when they do not overlap)."""
+    width = min(a.right, b.right) - max(a.left, b.left)
+    height = min(a.bottom, b.bottom) - max(a.top, b.top)
+    if width <= 0 or height <= 0:
+        return 0.0
+    inter = width * height
+    return inter / float(a.area + b.area - inter)
+
+
+def match_boxes(tracked: list[FaceBox], detected: list[FaceBox], min_iou: float) -> list[tuple[int, int]]:
+    """Greedy one-to-one (tracked index, detected index) pairs, highest overlap first, each >= min_iou."""
+    pairs = sorted(
+        ((iou(t, d), i, j) for i, t in enumerate(tracked) for j, d in enumerate(detected)), reverse=True
+    )
+    used_t: set[int] = set()
+    used_d: set[int] = set()
+    matches = []
+    for overlap, i, j in pairs:
+        if overlap < min_iou:
+            break
+        if i not in used_t and j not in used_d:
+            used_t.add(i)
+            used_d.add(j)
+            matches.append((i, j))
+    return matches
+
+
+class FaceTracker:
+    """Faces of consecutive grey video frames, each with a stable id, largest first.
+
+    detect_every: run the detector every N frames (1 = every frame, no tracking between).
+    detect_scale: resize factor of the frame searched by the detector (0.5 = half size, ~4x faster;
+        faces must then be about 160 px or larger, as dlib's detector finds faces of ~80 px).
+    min_psr: correlation-tracker peak-to-side-lobe ratio below which a track counts as lost.
+    min_face_size: smallest face side kept, in pixels of the full frame.
+    match_iou: overlap needed for a detection to continue a tracked face's id.
+    max_faces: at most this many faces (the largest) are followed and landmarked.
+    """
+
+    def __init__(
+        self,
+        detector: FaceDetector | None = None,
+        predictor: LandmarkPredictor | None = None,
+        detect_every: int = 10,
+        detect_scale: float = 1.0,
+        min_psr: float = 8.0,
+        min_face_size: int = 40,
+        match_iou: float = 0.3,
+        max_faces: int = 8,
+        track_every: int = 1,
+    ) -> None:
+        self.detector = detector or FaceDetector(whole_image_fallback=False)
+        self.predictor = predictor or LandmarkPredictor()
+        self.configure(detect_every, detect_scale, min_psr, min_face_size, match_iou, max_faces, track_every)
+        self._tracks: list[_Track] = []
+        self._ids = itertools.count(1)
+        self._since_detection = 0
+        self._small: np.ndarray | None = None
+        self.detections = 0  # detector runs so far
+        self.lost = 0  # tracks dropped because the tracker lost them
+
+    def configure(
+        self, detect_every: int, detect_scale: float, min_psr: float, min_face_size: int,
+        match_iou: float, max_faces: int, track_every: int = 1,
+    ) -> None:
+        """Change the settings; takes effect on the next frame, tracks are kept."""
+        checks = {
+            "detect_every must be >= 1": detect_every >= 1,
+            "detect_scale must be in (0, 1]": 0.0 < detect_scale <= 1.0,
+            "min_face_size must be >= 1": min_face_size >= 1,
+            "match_iou must be in (0, 1]": 0.0 < match_iou <= 1.0,
+            "max_faces must be >= 1": max_faces >= 1,
+            "track_every must be >= 1": track_every >= 1,
+        }
+        problems = [message for message, ok in checks.items() if not ok]
+        if problems:
+            raise ValueError("; ".join(problems))
+        self.detect_every = int(detect_every)
+        self.detect_scale = float(detect_scale)
+        self.min_psr = float(min_psr)
+        self.min_face_size = int(min_face_size)
+        self.match_iou = float(match_iou)
+        self.max_faces = int(max_faces)
+        self.track_every = int(track_every)
+
+    def reset(self) -> None:
+        """Forget all tracks (ids keep counting up, so an old id is never reused)."""
+        self._tracks = []
+        self._since_detection = 0
+
+    def update(self, gray: np.ndarray) -> list[TrackedFace]:
+        """The faces of the next frame (uint8 grey, contiguous), largest first."""
+        height, width = gray.shape[:2]
+        due = not self._tracks or self._since_detection + 1 >= self.detect_every
+        if not due and (self._since_detection + 1) % self.track_every:
+            self._carry_by_landmarks(width, height)
+        elif not due:
+            due = not self._follow(gray, width, height)
+        if due:
+            self._detect(gray)
+            self._since_detection = 0
+        else:
+            self._since_detection += 1
+        self._tracks.sort(key=lambda t: t.box.area, reverse=True)
+        faces = []
+        for track in self._tracks:
+            track.landmarks = self.predictor.predict(gray, track.box)
+            if track.box.source != "landmarks":
+                left, top, w, h = landmark_bounds(track.landmarks)
+                box = track.box
+                track.offset = ((box.left - left) / w, (box.top - top) / h, box.width / w, box.height / h)
+            faces.append(TrackedFace(track.id, track.box, track.landmarks))
+        return faces
+
+    def _carry_by_landmarks(self, width: int, height: int) -> None:
+        """Place each box where the previous landmarks say the face is (no tracker update this frame)."""
+        kept = []
+        for track in self._tracks:
+            if track.landmarks is None or track.offset is None:
+                continue
+            left, top, w, h = landmark_bounds(track.landmarks)
+            dx, dy, dw, dh = track.offset
+            rect = dlib.drectangle(left + dx * w, top + dy * h, left + dx * w + dw * w, top + dy * h + dh * h)
+            box = _clipped(rect, width, height, track.box.score, "landmarks")
+            if box is not None:
+                track.box = box
+                kept.append(track)
+        self._tracks = kept
+
+    def _follow(self, gray: np.ndarray, width: int, height: int) -> bool:
+        """Move every track by its correlation tracker; False (tracks dropped) when one was lost."""
+        kept = []
+        for track in self._tracks:
+            if track.box.source == "landmarks":  # the tracker skipped frames: start it from the carried box
+                psr = track.tracker.update(gray, track.box.to_dlib())
+            else:
+                psr = track.tracker.update(gray)
+            box = _clipped(track.tracker.get_position(), width, height, track.box.score, "tracker")
+            if not psr >= self.min_psr or box is None or min(box.width, box.height) < self.min_face_size:
+                self.lost += 1
+                continue
+            track.box = box
+            kept.append(track)
+        complete = len(kept) == len(self._tracks)
+        self._tracks = kept
+        return complete
+
+    def _detect(self, gray: np.ndarray) -> None:
+        """Detect faces, continue the ids of matching tracks, start new tracks, drop unmatched ones."""
+        self.detections += 1
+        boxes = self._detect_boxes(gray)[: self.max_faces]
+        matches = dict((j, i) for i, j in match_boxes([t.box for t in self._tracks], boxes, self.match_iou))
+        tracks = []
+        for j, box in enumerate(boxes):
+            if j in matches:
+                track = self._tracks[matches[j]]
+            else:
+                track = _Track(next(self._ids), dlib.correlation_tracker(), box)
+            track.box = box
+            track.tracker.start_track(gray, box.to_dlib())
+            tracks.append(track)
+        self._tracks = tracks
+
+    def _detect_boxes(self, gray: np.ndarray) -> list[FaceBox]:
+        """Detector boxes in full-frame pixels, largest first, at least `min_face_size`."""
+        image = gray
+        if self.detect_scale < 1.0:
+            size = (max(1, round(gray.shape[1] * self.detect_scale)),
+                    max(1, round(gray.shape[0] * self.detect_scale)))
+            if self._small is None or self._small.shape != (size[1], size[0]):
+                self._small = np.empty((size[1], size[0]), np.uint8)
+            image = cv2.resize(gray, size, dst=self._small, interpolation=cv2.INTER_AREA)
+        boxes = self.detector.detect_prepared(image, is_crop=False)
+        if self.detect_scale < 1.0:
+            boxes = [box.scaled(1.0 / self.detect_scale) for box in boxes]
+        height, width = gray.shape[:2]
+        clipped = (_clipped(box.to_dlib(), width, height, box.score, "detector") for box in boxes)
+        return [b for b in clipped if b is not None and min(b.width, b.height) >= self.min_face_size]
+
+
+def _clipped(
+    rect: dlib.drectangle | dlib.rectangle, width: int, height: int, score: float, source: str
+) -> FaceBox | None:
+    """The rectangle clipped to the frame, or None when less than half of it lies inside."""
+    left, top, right, bottom = (round(rect.left()), round(rect.top()), round(rect.right()), round(rect.bottom()))
+    inside = FaceBox(max(left, 0), max(top, 0), min(right, width - 1), min(bottom, height - 1), score, source)
+    full = max(right - left, 0) * max(bottom - top, 0)
+    if full == 0 or inside.area < 0.5 * full:
+        return None
+    return inside

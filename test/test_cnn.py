@@ -1,0 +1,312 @@
+"""The emotion CNNs: architectures, safe weight files, crops and augmentation, training, CLI functions."""
+
+import argparse
+import math
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from face_images import astronaut_gray, face_crop
+
+from emotion_perception.cnn import (
+    ARCHS,
+    CnnClassifier,
+    CnnFileError,
+    build_model,
+    count_parameters,
+    crops_to_tensor,
+    default_cnn_path,
+    interocular_error,
+    load_cnn,
+    multitask_loss,
+    resolve_device,
+    save_cnn,
+)
+from emotion_perception.cnn_pipeline import CnnPipeline
+from emotion_perception.cnn_training import EarlyStopping, TrainSettings, resnet_lr_factor, train_cnn
+from emotion_perception.errors import USER_ERRORS
+from emotion_perception.face_crops import augment, crop_face, landmarks_from_crop, landmarks_in_crop
+from emotion_perception.faces import FaceBox
+from emotion_perception.pipeline import FaceAnalyzer
+
+torch.set_num_threads(1)
+
+
+def header_for(arch: str, size: int = 48, labels: tuple[str, ...] = ("happy", "neutral", "sadness")) -> dict:
+    return {"arch": arch, "labels": list(labels), "input_size": size, "mean": 0.5, "std": 0.25}
+
+
+def test_small_resnet_has_the_papers_parameter_count():
+    count = count_parameters(build_model("small_resnet", 7, 48))
+    print(f"small_resnet parameters (7 classes): {count}")
+    assert 0.25e6 < count < 0.30e6
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("size", [48, 64, 112])
+def test_every_arch_maps_a_batch_of_grey_crops_to_class_logits(arch: str, size: int):
+    model = build_model(arch, 8, size).eval()
+    with torch.no_grad():
+        out = model(torch.randn(3, 1, size, size))
+    assert out.shape == (3, 8)
+    assert torch.isfinite(out).all()
+
+
+def test_multitask_head_gives_landmarks_inside_the_crop():
+    model = build_model("multitask", 8, 64).eval()
+    with torch.no_grad():
+        logits, points = model.forward_both(torch.randn(2, 1, 64, 64))
+    assert logits.shape == (2, 8) and points.shape == (2, 68, 2)
+    assert points.min() >= 0 and points.max() <= 1
+
+
+def test_bad_arch_and_input_size_are_rejected():
+    with pytest.raises(ValueError, match="unknown architecture"):
+        build_model("vgg", 7, 48)
+    with pytest.raises(ValueError, match="input size"):
+        build_model("small_resnet", 7, 50)
+
+
+@pytest.mark.parametrize("arch", ["small_resnet", "dcnn", "multitask"])
+def test_saved_weights_load_to_the_same_outputs(tmp_path: Path, arch: str):
+    model = build_model(arch, 3, 48).eval()
+    x = torch.randn(4, 1, 48, 48)
+    with torch.no_grad():
+        expected = model(x)
+    path = tmp_path / "model.pt"
+    save_cnn(path, model, {**header_for(arch), "name": "roundtrip"})
+    loaded, header = load_cnn(path)
+    assert not loaded.training
+    assert header["arch"] == arch and header["labels"] == ["happy", "neutral", "sadness"]
+    with torch.no_grad():
+        assert torch.equal(loaded(x), expected)
+
+
+def test_weight_file_holds_tensors_only(tmp_path: Path):
+    path = tmp_path / "model.pt"
+    save_cnn(path, build_model("small_resnet", 3, 48), header_for("small_resnet"))
+    payload = torch.load(path, weights_only=True)
+    assert set(payload) == {"header", "state_dict"}
+    assert all(isinstance(v, torch.Tensor) for v in payload["state_dict"].values())
+
+
+def test_corrupt_truncated_and_mismatched_files_raise_one_clear_error(tmp_path: Path):
+    assert issubclass(CnnFileError, USER_ERRORS)
+    good = tmp_path / "good.pt"
+    save_cnn(good, build_model("dcnn", 3, 48), header_for("dcnn"))
+
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"not a torch file at all")
+    with pytest.raises(CnnFileError, match="not a readable"):
+        load_cnn(garbage)
+
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(good.read_bytes()[:5000])
+    with pytest.raises(CnnFileError, match="not a readable"):
+        load_cnn(truncated)
+
+    mismatched = tmp_path / "mismatched.pt"  # DCNN weights under a small ResNet header
+    payload = torch.load(good, weights_only=True)
+    save_cnn(mismatched, build_model("small_resnet", 3, 48), header_for("small_resnet"))
+    wrong = torch.load(mismatched, weights_only=True)
+    torch.save({"header": wrong["header"], "state_dict": payload["state_dict"]}, mismatched)
+    with pytest.raises(CnnFileError, match="do not match the header"):
+        load_cnn(mismatched)
+
+    with pytest.raises(CnnFileError, match="no such file"):
+        load_cnn(tmp_path / "absent.pt")
+
+
+def test_save_refuses_a_header_without_preprocessing(tmp_path: Path):
+    with pytest.raises(ValueError, match="lacks"):
+        save_cnn(tmp_path / "m.pt", build_model("dcnn", 3, 48), {"arch": "dcnn", "labels": ["a", "b", "c"]})
+
+
+def test_multitask_loss_matches_a_hand_computation():
+    target = torch.full((1, 68, 2), 0.5)
+    target[0, 36] = torch.tensor([0.3, 0.5])  # outer eye corners 0.4 apart
+    target[0, 45] = torch.tensor([0.7, 0.5])
+    pred = target + torch.tensor([0.03, 0.04])  # every point 0.05 off
+    logits = torch.zeros(1, 2)  # cross-entropy ln 2
+    labels = torch.tensor([1])
+    assert interocular_error(pred, target).item() == pytest.approx(0.05 / 0.4)
+    expected = 0.4 * (0.05 / 0.4) + 0.6 * math.log(2)
+    assert multitask_loss(logits, labels, pred, target).item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_lr_steps_scale_to_the_epoch_budget():
+    factors = [resnet_lr_factor(e, 200) for e in (0, 79, 80, 119, 120, 160, 180, 199)]
+    assert factors == [1.0, 1.0, 0.1, 0.1, 0.01, 0.001, 0.0005, 0.0005]
+    assert resnet_lr_factor(4, 10) == 0.1 and resnet_lr_factor(3, 10) == 1.0
+
+
+def test_crop_of_a_whole_image_box_is_the_image_and_landmarks_map_both_ways():
+    crop = face_crop(48)
+    box = FaceBox(0, 0, 47, 47, 0.0, "whole_image")
+    assert np.array_equal(crop_face(crop, box, 48), crop)
+    detected = FaceBox(150, 60, 250, 160, 1.0, "detector")
+    points = np.random.default_rng(0).uniform(150, 250, (68, 2))
+    back = landmarks_from_crop(landmarks_in_crop(points, detected), detected)
+    assert np.allclose(back, points, atol=1e-3)
+
+
+def test_crop_outside_the_image_repeats_the_border():
+    gray = np.zeros((100, 100), np.uint8)
+    gray[:, 50:] = 200
+    crop = crop_face(gray, FaceBox(60, 10, 140, 90, 1.0, "detector"), 48)  # right half lies outside
+    assert crop.shape == (48, 48)
+    assert crop[:, -5:].min() == 200  # padded with the border value, not black
+
+
+def test_augmented_landmarks_follow_the_pixels():
+    image = torch.zeros(16, 1, 48, 48)
+    image[:, :, 19:22, 11:14] = 1.0  # a bright 3x3 spot centred on pixel (12, 20)
+    spot = torch.tensor([12.5 / 48, 20.5 / 48])
+    points = spot.expand(16, 68, 2).clone()
+    out, moved = augment(image, torch.Generator().manual_seed(3), points)
+    for picture, point in zip(out, moved):
+        y, x = np.unravel_index(int(picture[0].argmax()), (48, 48))
+        assert abs(x + 0.5 - float(point[0, 0]) * 48) <= 1.5
+        assert abs(y + 0.5 - float(point[0, 1]) * 48) <= 1.5
+
+
+def stripes(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Two synthetic classes that survive flips: horizontal vs vertical stripes with noise."""
+    rng = np.random.default_rng(seed)
+    wave = (np.sin(np.arange(48) / 2.0) > 0) * 120.0
+    crops = rng.normal(60, 25, (n, 48, 48))
+    labels = np.array(["happy", "sadness"] * (n // 2))
+    crops[labels == "happy"] += wave[None, :, None]
+    crops[labels == "sadness"] += wave[None, None, :]
+    return np.clip(crops, 0, 255).astype(np.uint8), labels
+
+
+def test_training_lowers_the_loss_and_learns_synthetic_classes():
+    crops, labels = stripes(128, 0)
+    settings = TrainSettings(epochs=3, batch_size=32, val_fraction=0.0, device="cpu", progress=False)
+    result = train_cnn(crops, labels, settings)
+    losses = [row["loss"] for row in result.history]
+    assert losses[-1] < losses[0]
+    test_crops, test_labels = stripes(64, 1)
+    proba = result.classifier.predict_proba(test_crops)
+    predicted = np.array(result.classifier.labels)[proba.argmax(1)]
+    assert (predicted == test_labels).mean() > 0.9
+    assert result.classifier.header["labels"] == ["happy", "sadness"]
+
+
+def test_multitask_training_and_dcnn_early_stopping_run_and_save(tmp_path: Path):
+    crops, labels = stripes(64, 2)
+    rng = np.random.default_rng(0)
+    landmarks = rng.uniform(0.2, 0.8, (64, 68, 2)).astype(np.float32)
+    multitask = train_cnn(crops, labels, TrainSettings(arch="multitask", epochs=2, batch_size=32, device="cpu",
+                                                       val_fraction=0.25, progress=False), landmarks=landmarks)
+    assert multitask.classifier.header["best_epoch"] in (1, 2)
+    dcnn = train_cnn(crops, labels, TrainSettings(arch="dcnn", epochs=2, batch_size=32, device="cpu",
+                                                  val_fraction=0.25, progress=False))
+    assert [row["lr"] for row in dcnn.history] == [1e-3, 1e-3]  # Nadam's default LR, no plateau yet
+    path = tmp_path / "dcnn.pt"
+    save_cnn(path, dcnn.classifier.model, dcnn.classifier.header)
+    assert CnnClassifier.load(path).predict_proba(crops[:2]).shape == (2, 2)
+
+
+def test_early_stopping_waits_patience_epochs_without_improvement():
+    stopper = EarlyStopping(patience=3)
+    decisions = [stopper.step(v) for v in (1.0, 0.9, 0.95, 0.91, 0.89, 0.9, 0.9, 0.9)]
+    assert decisions == [False, False, False, False, False, False, False, True]
+
+
+def test_multitask_without_landmarks_is_refused():
+    crops, labels = stripes(8, 0)
+    with pytest.raises(ValueError, match="landmarks"):
+        train_cnn(crops, labels, TrainSettings(arch="multitask", epochs=1, progress=False))
+
+
+def test_cuda_request_without_a_gpu_falls_back_with_a_message():
+    if torch.cuda.is_available():
+        assert resolve_device("cuda") == ("cuda", None)
+    else:
+        device, warning = resolve_device("cuda")
+        assert device == "cpu" and "not available" in warning
+    assert resolve_device("cpu") == ("cpu", None)
+    with pytest.raises(ValueError):
+        resolve_device("tpu")
+
+
+def test_crops_to_tensor_normalises_with_the_header_values():
+    x = crops_to_tensor(np.full((2, 48, 48), 255, np.uint8), mean=0.5, std=0.25)
+    assert x.shape == (2, 1, 48, 48) and torch.allclose(x, torch.full_like(x, 2.0))
+
+
+def test_shipped_cnn_finds_and_scores_the_astronauts_smile():
+    assert default_cnn_path().is_file()
+    classifier = CnnClassifier.load()
+    assert classifier.header["arch"] == "small_resnet" and default_cnn_path().stat().st_size < 5e6
+    faces = CnnPipeline(classifier=classifier).run(astronaut_gray())
+    assert len(faces) == 1
+    face = faces[0]
+    assert set(face.scores) == set(classifier.labels)
+    assert sum(face.scores.values()) == pytest.approx(1.0, abs=1e-4)
+    assert face.label == "happy"
+
+
+def test_pipeline_scores_every_face_of_a_frame_in_one_batch():
+    from face_images import two_faces
+
+    pipeline = CnnPipeline()
+    frame = two_faces()
+    faces = pipeline.run(frame)
+    assert len(faces) == 2
+    boxes = [face.box for face in faces]
+    batch = pipeline.classifier.predict_proba(pipeline.crops(frame, boxes))
+    for face, row in zip(faces, batch):
+        assert face.confidence == pytest.approx(float(row.max()), abs=1e-5)
+    assert pipeline.run(np.full((240, 320), 90, np.uint8)) == []
+    analyzed = FaceAnalyzer().analyze(frame)
+    kept = pipeline.classify_faces(frame, analyzed)
+    assert [p.label for p in kept] == [p.label for p in pipeline.classify(frame, [f.box for f in analyzed])]
+    assert all(np.array_equal(p.landmarks, f.landmarks) for p, f in zip(kept, analyzed))
+
+
+def tiny_dataset(root: Path) -> Path:
+    """Two 'subjects' x two classes of astronaut-derived 48x48 crops (freely licensed), a manifest with subjects."""
+    rows = ["path,label,subject"]
+    base = face_crop(48)
+    for label in ("happy", "neutral"):
+        (root / label).mkdir(parents=True)
+        for subject in range(4):
+            for k in range(3):
+                image = np.clip(base.astype(int) + 10 * k - 15 * subject, 0, 255).astype(np.uint8)
+                if label == "neutral":
+                    image = cv2.GaussianBlur(image, (5, 5), 0)
+                name = f"{label}/s{subject}_{k}.png"
+                cv2.imwrite(str(root / name), image)
+                rows.append(f"{name},{label},s{subject}")
+    (root / "manifest.csv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+def test_train_and_evaluate_functions_of_the_cli(tmp_path: Path):
+    from emotion_perception.commands.cnn_commands import add_cnn_train_parser, evaluate_cnn
+
+    data = tiny_dataset(tmp_path / "data")
+    parser = argparse.ArgumentParser()
+    add_cnn_train_parser(parser.add_subparsers())
+    out = tmp_path / "tiny.pt"
+    args = parser.parse_args(["cnn", "--data", str(data), "--epochs", "2", "--batch-size", "8", "--device", "cpu",
+                              "--val-fraction", "0", "--quiet", "--out", str(out)])
+    assert args.func(args) == 0
+    classifier = CnnClassifier.load(out)
+    assert classifier.labels == ["happy", "neutral"] and classifier.header["recipe"].startswith("emotion-perception")
+
+    common = dict(data=[str(data)], test_data=None, repeats=1, seed=0, quiet=True, landmark_model=None,
+                  upsample=0, min_face=40)
+    saved = argparse.Namespace(**vars(args), **{k: v for k, v in common.items() if k not in vars(args)},
+                               protocol="subject-kfold", folds=2, model=str(out))
+    result = evaluate_cnn(saved)
+    assert result["protocol"] == "saved-model" and result["n"] == 24
+    cv = evaluate_cnn(argparse.Namespace(**{**vars(saved), "model": None, "epochs": 1}))
+    assert cv["protocol"] == "subject-kfold" and cv["n"] == 24 and len(cv["fold_accuracy"]) == 2
+    for key in ("accuracy", "macro_f1", "per_class_recall", "confusion", "labels", "accuracy_3class"):
+        assert key in cv

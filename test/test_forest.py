@@ -1,0 +1,112 @@
+"""Flat forest export: equal to scikit-learn's predict_proba, safe and strict loading."""
+
+import io
+import json
+import pickle
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.datasets import make_classification
+
+from emotion_perception.forest import FlatForest, ForestFileError, load_forest, save_forest, train_forest
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    x, y = make_classification(n_samples=600, n_features=40, n_informative=12, n_classes=5, random_state=3)
+    labels = np.array(["anger", "fear", "happy", "neutral", "sadness"])[y]
+    return train_forest(x[:500], labels[:500], n_estimators=100, seed=1), x[500:]
+
+
+def test_flat_forest_equals_sklearn_predict_proba(fitted):
+    forest, x = fitted
+    flat = FlatForest.from_sklearn(forest)
+    np.testing.assert_allclose(flat.predict_proba(x), forest.predict_proba(x), rtol=0, atol=1e-12)
+    for row in x[:10]:  # the single-face path
+        np.testing.assert_allclose(flat.predict_proba(row), forest.predict_proba(row[None]), rtol=0, atol=1e-12)
+    assert list(flat.predict(x)) == list(forest.predict(x))
+    assert flat.classes == list(forest.classes_)
+
+
+def test_thresholds_compare_like_sklearn_on_float32_ties(fitted):
+    forest, x = fitted
+    flat = FlatForest.from_sklearn(forest)
+    tree = forest.estimators_[0].tree_
+    probe = x[:1].copy()
+    probe[0, tree.feature[0]] = tree.threshold[0]  # exactly on the root's threshold
+    np.testing.assert_allclose(flat.predict_proba(probe), forest.predict_proba(probe), atol=1e-12)
+
+
+def test_save_load_roundtrip(fitted, tmp_path: Path):
+    forest, x = fitted
+    path = tmp_path / "model.npz"
+    save_forest(path, FlatForest.from_sklearn(forest), {"feature_set": "centroid", "note": "t"})
+    loaded, header = load_forest(path)
+    np.testing.assert_array_equal(loaded.predict_proba(x), FlatForest.from_sklearn(forest).predict_proba(x))
+    assert header["note"] == "t" and header["n_trees"] == 100
+    assert not (tmp_path / "model.npz.partial").exists()
+    with np.load(path, allow_pickle=False) as data:  # nothing in the file needs unpickling
+        assert all(data[key].dtype != object for key in data.files)
+
+
+def corrupt_variants(good: Path, tmp_path: Path) -> dict[str, Path]:
+    variants = {}
+    truncated = tmp_path / "truncated.npz"
+    truncated.write_bytes(good.read_bytes()[:2000])
+    variants["truncated"] = truncated
+    garbage = tmp_path / "garbage.npz"
+    garbage.write_bytes(b"\x00not a model" * 100)
+    variants["garbage"] = garbage
+    pickled = tmp_path / "pickled.npz"
+    np.savez(pickled, header=np.array([{"format": "x"}], dtype=object))
+    variants["pickled"] = pickled
+    with np.load(good) as data:
+        arrays = {k: data[k] for k in data.files}
+    header = json.loads(arrays["header"].tobytes())
+    bad_index = dict(arrays, children=arrays["children"] + 10**7)
+    variants["bad_index"] = tmp_path / "bad_index.npz"
+    np.savez(variants["bad_index"], **bad_index)
+    wrong_format = dict(arrays, header=np.frombuffer(json.dumps({**header, "format": "other"}).encode(), np.uint8))
+    variants["wrong_format"] = tmp_path / "wrong_format.npz"
+    np.savez(variants["wrong_format"], **wrong_format)
+    missing = {k: v for k, v in arrays.items() if k != "threshold"}
+    variants["missing_array"] = tmp_path / "missing.npz"
+    np.savez(variants["missing_array"], **missing)
+    return variants
+
+
+def test_corrupt_files_give_one_clear_error(fitted, tmp_path: Path):
+    forest, _ = fitted
+    good = tmp_path / "good.npz"
+    save_forest(good, FlatForest.from_sklearn(forest), {})
+    for name, path in corrupt_variants(good, tmp_path).items():
+        with pytest.raises(ForestFileError, match=path.name):
+            load_forest(path)
+        assert name
+
+
+def test_a_pickle_file_is_never_unpickled(tmp_path: Path):
+    class Boom:
+        def __reduce__(self):
+            return (Path("/definitely/not").mkdir, ())
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("header.npy", pickle.dumps(Boom()))
+    path = tmp_path / "evil.npz"
+    path.write_bytes(buffer.getvalue())
+    with pytest.raises(ForestFileError, match=r"evil\.npz"):
+        load_forest(path)
+
+
+def test_missing_file(tmp_path: Path):
+    with pytest.raises(ForestFileError, match="no such file"):
+        load_forest(tmp_path / "absent.npz")
+
+
+def test_wrong_feature_count_is_rejected(fitted):
+    forest, x = fitted
+    with pytest.raises(ValueError, match="features"):
+        FlatForest.from_sklearn(forest).predict_proba(x[:, :10])

@@ -1,0 +1,127 @@
+"""resnet_emotion_node over real rclpy + Fast DDS: the node runs as a subprocess with --ros-args, a probe
+publishes frames and collects emotion_resnet, emotion_resnet/detail and /diagnostics."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from diagnostic_msgs.msg import DiagnosticArray
+from face_images import astronaut_bgr, two_faces
+from ros_helpers import Probe, detail_for, diagnostic_values, image_msg, raw_image, start_node
+from sensor_msgs.msg import Image
+from std_msgs.msg import String
+
+MODULE = "emotion_perception.nodes.resnet_emotion_node"
+NODE = "resnet_emotion_node"
+
+
+def happy_frame() -> np.ndarray:
+    frame = np.full((480, 640, 3), 120, np.uint8)
+    frame[:, 64:576] = astronaut_bgr()[:480]
+    return frame
+
+
+class Session:
+    def __init__(self, context, tmp_path, namespace: str, params: dict) -> None:
+        self.namespace = namespace
+        self.process = start_node(MODULE, tmp_path, namespace, params)
+        self.probe = Probe(context, namespace)
+        self.images = self.probe.publisher(Image, "image", reliable=True, depth=1)
+        self.emotions = self.probe.collect(String, "emotion_resnet")
+        self.details = self.probe.collect(String, "emotion_resnet/detail")
+        self.diagnostics = self.probe.collect(DiagnosticArray, "/diagnostics")
+        self.stamp = 2000
+
+    def answer(self, image: np.ndarray, frame_id: str = "camera", timeout: float = 30.0) -> dict:
+        self.stamp += 1
+        sec = self.stamp
+        msg = image_msg(image, sec, 7, frame_id)
+        last = [0.0]
+
+        def republish() -> None:
+            if time.monotonic() - last[0] > 0.5:
+                self.images.publish(msg)
+                last[0] = time.monotonic()
+
+        found = self.probe.spin_until(lambda: detail_for(self.details, sec, 7) is not None, timeout, republish)
+        assert found, f"no detail for frame {sec}; node log:\n{self.process.log()}"
+        return detail_for(self.details, sec, 7)
+
+    def diag(self) -> dict[str, str] | None:
+        return diagnostic_values(self.diagnostics, f"{self.namespace}/{NODE}")
+
+    def close(self) -> None:
+        self.probe.destroy()
+        self.process.stop()
+
+
+@pytest.fixture(scope="module")
+def node(ros_context, tmp_path_factory):
+    session = Session(ros_context, tmp_path_factory.mktemp("resnet_node"), "/rn_main", {
+        "reliability": "reliable", "diagnostics_period": 0.2, "device": "cuda", "cpu_threads": 1,
+    })
+    session.probe.wait_for_subscribers(session.images, timeout=60)
+    yield session
+    session.close()
+
+
+def test_happy_face_gives_happy_on_the_resnet_topics_with_stamp_and_frame_id(node):
+    detail = node.answer(happy_frame(), frame_id="head_camera_optical")
+    assert detail["version"] == 1 and detail["frame_id"] == "head_camera_optical"
+    assert detail["model"].startswith("cnn_small_resnet")
+    [face] = detail["faces"]
+    assert face["label"] == "happy" and face["confidence"] == max(face["scores"].values())
+    assert set(face["scores"]) == {"anger", "contempt", "disgust", "fear", "happy", "neutral", "sadness",
+                                   "surprise"}
+    x, y, w, _h = face["box"]
+    assert 200 < x < 300 and 60 < y < 120 and 60 < w < 130
+    assert node.probe.spin_until(lambda: any(m.data == "happy" for m in node.emotions), 5)
+
+
+def test_cuda_request_without_gpu_falls_back_to_cpu_with_a_log_line(node):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present: no fallback to observe")
+    assert "CUDA was requested but is not available" in node.process.log()
+    assert node.probe.spin_until(lambda: (d := node.diag()) is not None and d["device"] == "cpu", 10)
+
+
+def test_every_face_of_a_frame_is_scored_and_an_empty_frame_has_no_faces(node):
+    detail = node.answer(np.dstack([two_faces()] * 3))
+    assert len(detail["faces"]) == 2
+    assert detail["faces"][0]["box"][2] > detail["faces"][1]["box"][2]  # largest first
+    assert node.answer(np.full((240, 320, 3), 90, np.uint8))["faces"] == []
+
+
+def test_bad_frame_is_reported_and_the_node_keeps_answering(node):
+    bad = raw_image("yuv_made_up", 4, 4, 4, bytes(16), 1)
+
+    def reported() -> bool:
+        node.images.publish(bad)
+        return (d := node.diag()) is not None and int(d["bad_frames"]) > 0
+
+    assert node.probe.spin_until(reported, 20), node.diag()
+    assert node.process.alive()
+    assert [f["label"] for f in node.answer(happy_frame())["faces"]] == ["happy"]
+
+
+def test_bad_start_parameters_are_rejected_with_a_reason(tmp_path):
+    for params, words in (
+        ({"device": "tpu"}, ["device", "auto"]),
+        ({"model_path": str(tmp_path / "missing.pt")}, ["model_path", "no such file"]),
+    ):
+        process = start_node(MODULE, tmp_path, "/rn_bad", params)
+        assert process.wait_exit(60) == 2
+        log = process.log()
+        assert all(word in log for word in words), log
+
+
+def test_corrupt_weights_fail_configure_with_the_file_named(tmp_path):
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(b"garbage")
+    process = start_node(MODULE, tmp_path, "/rn_corrupt", {"model_path": str(broken)})
+    assert process.wait_exit(60) == 1
+    assert "broken.pt" in process.log() and "not a readable" in process.log()

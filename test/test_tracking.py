@@ -1,0 +1,135 @@
+"""Face following on frame sequences made from the astronaut photo: stable ids, moving boxes, lost faces."""
+
+import itertools
+
+import cv2
+import numpy as np
+import pytest
+from face_images import astronaut_gray
+
+from emotion_perception.faces import FaceBox, FaceDetector
+from emotion_perception.landmarks import LandmarkPredictor
+from emotion_perception.tracking import FaceTracker, iou, match_boxes
+
+FACE = (slice(30, 250), slice(120, 320))  # rows, columns of the astronaut photo holding her head
+
+
+def frame_with_face(x: int, y: int, scale_face: np.ndarray | None = None) -> np.ndarray:
+    """A 640x480 grey frame with the astronaut's head pasted with its top-left corner at (x, y)."""
+    frame = np.full((480, 640), 120, np.uint8)
+    face = astronaut_gray()[FACE] if scale_face is None else scale_face
+    frame[y : y + face.shape[0], x : x + face.shape[1]] = face
+    return frame
+
+
+@pytest.fixture(scope="module")
+def predictor() -> LandmarkPredictor:
+    return LandmarkPredictor()
+
+
+def make_tracker(predictor: LandmarkPredictor, **settings) -> FaceTracker:
+    return FaceTracker(FaceDetector(whole_image_fallback=False), predictor, **settings)
+
+
+def test_moving_face_keeps_its_id_and_the_box_follows(predictor):
+    tracker = make_tracker(predictor, detect_every=5)
+    lefts, sources = [], []
+    for step in range(12):
+        faces = tracker.update(frame_with_face(100 + 4 * step, 60 + 2 * step))
+        assert len(faces) == 1
+        assert faces[0].id == 1
+        assert faces[0].landmarks.shape == (68, 2)
+        lefts.append(faces[0].box.left)
+        sources.append(faces[0].box.source)
+    assert sources[0] == "detector" and sources[5] == "detector" and sources[10] == "detector"
+    assert sources.count("tracker") == 9  # frames between detections are tracked, not detected
+    assert tracker.detections == 3
+    # the box moves with the face (4 px per frame, 44 px in all), within a few pixels
+    assert abs((lefts[-1] - lefts[0]) - 44) <= 6
+    assert all(b >= a - 1 for a, b in itertools.pairwise(lefts))
+
+
+def test_landmarks_follow_the_face_between_detections(predictor):
+    tracker = make_tracker(predictor, detect_every=100)
+    first = tracker.update(frame_with_face(100, 60))[0].landmarks
+    for step in range(1, 6):
+        faces = tracker.update(frame_with_face(100 + 5 * step, 60))
+    assert faces[0].box.source == "tracker"
+    shift = (faces[0].landmarks - first).mean(axis=0)
+    assert abs(shift[0] - 25) < 4 and abs(shift[1]) < 4
+
+
+def test_face_leaving_drops_the_track_and_a_new_face_gets_a_new_id(predictor):
+    tracker = make_tracker(predictor, detect_every=100)
+    assert [f.id for f in tracker.update(frame_with_face(100, 60))] == [1]
+    assert [f.id for f in tracker.update(frame_with_face(103, 60))] == [1]
+    assert tracker.update(np.full((480, 640), 120, np.uint8)) == []
+    assert tracker.lost == 1
+    assert [f.id for f in tracker.update(frame_with_face(300, 200))] == [2]
+
+
+def test_two_faces_get_two_ids_that_stay_with_them(predictor):
+    small = cv2.resize(astronaut_gray()[FACE], (160, 176))  # the second face at 0.8x
+    tracker = make_tracker(predictor, detect_every=3)
+
+    def frame(dx: int) -> np.ndarray:
+        image = frame_with_face(20 + dx, 20)
+        image[230:406, 400 - dx : 560 - dx] = small
+        return image
+
+    first = tracker.update(frame(0))
+    assert len(first) == 2 and {f.id for f in first} == {1, 2}
+    left_id = min(first, key=lambda f: f.box.left).id
+    for dx in range(2, 14, 2):
+        faces = tracker.update(frame(dx))
+        assert len(faces) == 2
+        assert min(faces, key=lambda f: f.box.left).id == left_id
+    assert tracker.detections >= 2
+
+
+def test_detection_on_a_downscaled_frame_maps_boxes_back(predictor):
+    big = np.kron(astronaut_gray()[FACE], np.ones((2, 2), np.uint8))[:440, :360]  # face ~180 px
+    full = make_tracker(predictor, detect_every=1).update(frame_with_face(100, 20, big))
+    half = make_tracker(predictor, detect_every=1, detect_scale=0.5).update(frame_with_face(100, 20, big))
+    assert len(full) == 1 and len(half) == 1
+    assert iou(full[0].box, half[0].box) > 0.7
+    assert np.abs(full[0].landmarks - half[0].landmarks).mean() < 6
+
+
+def test_min_face_size_and_max_faces(predictor):
+    assert make_tracker(predictor, min_face_size=300).update(frame_with_face(100, 60)) == []
+    image = frame_with_face(20, 20)
+    image[230:450, 400:600] = astronaut_gray()[FACE]
+    assert len(make_tracker(predictor, max_faces=1).update(image)) == 1
+
+
+def test_bad_settings_are_rejected(predictor):
+    with pytest.raises(ValueError, match="detect_every"):
+        make_tracker(predictor, detect_every=0)
+    with pytest.raises(ValueError, match="detect_scale"):
+        make_tracker(predictor, detect_scale=1.5)
+
+
+def test_match_boxes_pairs_by_overlap():
+    a = FaceBox(0, 0, 100, 100, 1.0, "tracker")
+    b = FaceBox(300, 0, 400, 100, 1.0, "tracker")
+    near_b = FaceBox(305, 5, 405, 105, 1.0, "detector")
+    far = FaceBox(600, 300, 650, 350, 1.0, "detector")
+    assert match_boxes([a, b], [far, near_b], 0.3) == [(1, 1)]
+    assert iou(a, a) == 1.0 and iou(a, far) == 0.0
+
+
+def test_landmarks_carry_the_box_between_tracker_updates(predictor):
+    """track_every=2: every other frame the box comes from the previous landmarks; id and box follow the face."""
+    tracker = make_tracker(predictor, detect_every=100, track_every=2)
+    sources, ids, lefts = [], set(), []
+    for step in range(12):
+        faces = tracker.update(frame_with_face(100 + 4 * step, 60))
+        assert len(faces) == 1
+        sources.append(faces[0].box.source)
+        ids.add(faces[0].id)
+        lefts.append(faces[0].box.left)
+    assert ids == {1}
+    assert sources[:4] == ["detector", "landmarks", "tracker", "landmarks"]
+    assert tracker.detections == 1
+    assert abs((lefts[-1] - lefts[0]) - 44) <= 8
