@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from emotion_perception.atomic import atomic_path
 from emotion_perception.landmarks import ModelFileError
 
 ARCHS = ("small_resnet", "resnet18", "dcnn", "multitask")
@@ -200,11 +201,8 @@ def save_cnn(path: str | Path, model: nn.Module, header: dict[str, Any]) -> None
         "header": torch.frombuffer(bytearray(json.dumps(full, sort_keys=True).encode()), dtype=torch.uint8),
         "state_dict": {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
     }
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    torch.save(payload, partial)
-    partial.replace(path)
+    with atomic_path(path) as partial:
+        torch.save(payload, partial)
 
 
 def load_cnn(path: str | Path | None = None) -> tuple[nn.Module, dict[str, Any]]:
@@ -220,7 +218,8 @@ def load_cnn(path: str | Path | None = None) -> tuple[nn.Module, dict[str, Any]]
         header = json.loads(bytes(payload["header"].numpy()).decode())
         state = payload["state_dict"]
     except Exception as error:  # torch/pickle/json raise many types for damaged files
-        raise CnnFileError(f"CNN model {path}: not a readable emotion_perception CNN file ({error})") from None
+        cause = (str(error).strip().splitlines() or [type(error).__name__])[0][:160]
+        raise CnnFileError(f"CNN model {path}: not a readable emotion_perception CNN file ({cause})") from None
     found_format = header.get("format") if isinstance(header, dict) else None
     if found_format != FORMAT:
         raise CnnFileError(f"CNN model {path}: format {found_format!r}, expected {FORMAT!r}")

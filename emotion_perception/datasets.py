@@ -38,9 +38,16 @@ class FaceDataset:
         Subject ids are compared across datasets on purpose: the two CK+ folders share ids (S010...),
         so one person never lands on both sides of a split when they are mixed.
         """
+        own = np.array([f"image:{s}/{p.name}" for s, p in zip(self.sources, self.paths)], dtype=object)
         if self.subjects is None:
-            return np.array([f"{s}:{p.name}" for s, p in zip(self.sources, self.paths)], dtype=object)
-        return self.subjects.copy()
+            return own
+        return np.where([s is None for s in self.subjects], own, self.subjects).astype(object)
+
+    def sources_without_subjects(self) -> list[str]:
+        """Names of the parts whose images have no subject id (subject-kfold splits those image by image)."""
+        if self.subjects is None:
+            return sorted(set(self.sources.tolist()))
+        return sorted({str(src) for src, s in zip(self.sources, self.subjects) if s is None})
 
     def subset(self, mask: np.ndarray) -> FaceDataset:
         """The images where `mask` is true."""
@@ -85,12 +92,15 @@ def load_folder(root: str | Path, labels: list[str] | None = None) -> FaceDatase
 
 
 def concat(datasets: list[FaceDataset]) -> FaceDataset:
-    """One dataset from several; subjects and splits are kept where every part has them."""
+    """One dataset from several. Subjects are kept where a part has them (None for the rows of the parts that have
+    none), splits only where every part has them."""
     if len(datasets) == 1:
         return datasets[0]
     subjects = splits = None
-    if all(d.subjects is not None for d in datasets):
-        subjects = np.concatenate([d.subjects for d in datasets])
+    if any(d.subjects is not None for d in datasets):
+        subjects = np.concatenate(
+            [d.subjects if d.subjects is not None else np.full(len(d), None, dtype=object) for d in datasets]
+        )
     if all(d.splits is not None for d in datasets):
         splits = np.concatenate([d.splits for d in datasets])
     return FaceDataset(

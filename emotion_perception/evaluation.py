@@ -16,6 +16,10 @@ from emotion_perception.labels import VALENCE, VALENCE_LABELS
 PROTOCOLS = ("subject-kfold", "paper", "split", "cross")
 
 
+class ProtocolError(ValueError):
+    """A protocol that cannot be applied to the data (too few subjects, no split column, ...)."""
+
+
 def split_indices(
     protocol: str,
     dataset: FaceDataset,
@@ -36,27 +40,48 @@ def split_indices(
         groups = dataset.groups()
         n_groups = len(set(groups))
         if n_groups < folds:
-            raise ValueError(f"subject-kfold needs at least {folds} subjects, {dataset.name} has {n_groups}")
+            raise ProtocolError(f"subject-kfold needs at least {folds} subjects, {dataset.name} has {n_groups}")
         splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
         yield from splitter.split(np.zeros(n), y, groups)
     elif protocol == "paper":
         smallest = min(np.unique(y, return_counts=True)[1])
         if smallest < folds:
-            raise ValueError(f"paper protocol with {folds} folds needs {folds} images per class, not {smallest}")
+            raise ProtocolError(f"paper protocol with {folds} folds needs {folds} images per class, not {smallest}")
         yield from StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(np.zeros(n), y)
     elif protocol == "split":
         if dataset.splits is None:
-            raise ValueError(f"{dataset.name} has no split column in its manifest; use subject-kfold or paper")
+            raise ProtocolError(f"{dataset.name} has no split column in its manifest; use subject-kfold or paper")
         train, test = np.flatnonzero(dataset.splits == "train"), np.flatnonzero(dataset.splits == "test")
         if not len(train) or not len(test):
-            raise ValueError(f"{dataset.name}: the split column needs both 'train' and 'test' rows")
+            raise ProtocolError(f"{dataset.name}: the split column needs both 'train' and 'test' rows")
         yield train, test
     elif protocol == "cross":
         if test_mask is None or not test_mask.any() or test_mask.all():
-            raise ValueError("cross protocol needs training data (--data) and test data (--test-data)")
+            raise ProtocolError("cross protocol needs training data (--data) and test data (--test-data)")
         yield np.flatnonzero(~test_mask), np.flatnonzero(test_mask)
     else:
-        raise ValueError(f"unknown protocol {protocol!r}; choose from {', '.join(PROTOCOLS)}")
+        raise ProtocolError(f"unknown protocol {protocol!r}; choose from {', '.join(PROTOCOLS)}")
+
+
+def saved_model_index(protocol: str, dataset: FaceDataset, test_mask: np.ndarray | None = None) -> np.ndarray:
+    """Rows a saved model is scored on: the test side of `cross` (`test_mask`) or `split` (the manifest's test
+    rows); every row under the k-fold protocols, which a model trained elsewhere does not need."""
+    if test_mask is not None:
+        return np.flatnonzero(test_mask)
+    if protocol == "split":
+        _, test = next(split_indices("split", dataset))
+        return test
+    if protocol == "cross":
+        raise ProtocolError("cross protocol needs test data (--test-data)")
+    return np.arange(len(dataset))
+
+
+def known_label_index(labels: np.ndarray, index: np.ndarray, known: Sequence[str]) -> tuple[np.ndarray, list[str]]:
+    """The rows of `index` whose label a model knows, and the sorted labels it does not know (left out)."""
+    keep = np.isin(labels[index].astype(str), list(known))
+    if not keep.any():
+        raise ProtocolError(f"the model knows none of the labels of the data (it knows {list(known)})")
+    return index[keep], sorted(set(labels[index[~keep]].astype(str)))
 
 
 def metrics(y_true: Sequence[str], y_pred: Sequence[str | None], labels: Sequence[str]) -> dict[str, object]:

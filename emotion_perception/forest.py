@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 from sklearn.ensemble import RandomForestClassifier
 
+from emotion_perception.atomic import atomic_path
+
 FORMAT = "emotion_perception.flat_forest"
 FORMAT_VERSION = 1
 
@@ -68,6 +70,7 @@ class FlatForest:
         self._slot_threshold = np.repeat(self.threshold, 2)
         self._slot_value = np.repeat(self.value, 2, axis=0)
         self._slot_leaf = np.repeat(self.children[0::2] == np.arange(len(self.feature)), 2)
+        self._pair: dict[str, np.ndarray] | None = None  # the slot arrays twice over, built on first use
 
     @classmethod
     def from_sklearn(cls, forest: RandomForestClassifier) -> FlatForest:
@@ -103,7 +106,11 @@ class FlatForest:
         return len(self.roots)
 
     def predict_proba(self, features: np.ndarray) -> np.ndarray:
-        """(n, n_features) -> (n, n_classes) class probabilities, as scikit-learn's predict_proba."""
+        """(n, n_features) -> (n, n_classes) class probabilities, as scikit-learn's predict_proba.
+
+        One or two rows (a face, or a face and its mirror: what a node scores per face) take a path with a
+        single flat index per tree and row; larger batches walk a (rows, trees) index array.
+        """
         x = np.asarray(features)
         if x.ndim == 1:
             x = x[None]
@@ -111,9 +118,11 @@ class FlatForest:
             raise ValueError(f"expected (n, {self.n_features}) features, got {x.shape}")
         # scikit-learn compares float32 features with float64 thresholds.
         flat = x.astype(np.float32).astype(np.float64).ravel()
+        if len(x) <= 2:
+            return self._predict_pair(flat, len(x))
         # Nodes are addressed by twice their index so that `slot + go_right` picks the child directly.
         slot = np.broadcast_to(self._root_slots, (len(x), self.n_trees))
-        rows = (np.arange(len(x)) * self.n_features)[:, None] if len(x) > 1 else 0
+        rows = (np.arange(len(x)) * self.n_features)[:, None]
         for level in range(self.depth):
             go_right = flat.take(self._slot_feature.take(slot) + rows) > self._slot_threshold.take(slot)
             slot = self._slot_children.take(slot + go_right)
@@ -121,6 +130,33 @@ class FlatForest:
             if level % 4 == 3 and self._slot_leaf.take(slot).all():
                 break
         return self._slot_value.take(slot, axis=0).sum(axis=1)
+
+    def _predict_pair(self, flat: np.ndarray, n_rows: int) -> np.ndarray:
+        """predict_proba of one or two rows (`flat`: them, concatenated) over a second copy of the slot arrays
+        whose feature indices point into the second row: one gather per step serves both rows."""
+        pair = self._pair or self._build_pair()
+        if n_rows == 1:
+            flat = np.concatenate([flat, flat])
+        slot = pair["roots"]
+        feature, threshold, children, leaf = pair["feature"], pair["threshold"], pair["children"], pair["leaf"]
+        for level in range(self.depth):
+            go_right = flat.take(feature.take(slot)) > threshold.take(slot)
+            slot = children.take(slot + go_right)
+            if level % 3 == 2 and leaf.take(slot).all():
+                break
+        return pair["value"].take(slot, axis=0).reshape(2, self.n_trees, -1).sum(axis=1)[:n_rows]
+
+    def _build_pair(self) -> dict[str, np.ndarray]:
+        n_slots = len(self._slot_feature)
+        self._pair = {
+            "roots": np.concatenate([self._root_slots, self._root_slots + n_slots]),
+            "feature": np.concatenate([self._slot_feature, self._slot_feature + self.n_features]),
+            "threshold": np.tile(self._slot_threshold, 2),
+            "children": np.concatenate([self._slot_children, self._slot_children + n_slots]),
+            "leaf": np.tile(self._slot_leaf, 2),
+            "value": np.tile(self._slot_value, (2, 1)),
+        }
+        return self._pair
 
     def predict(self, features: np.ndarray) -> np.ndarray:
         return np.array(self.classes, dtype=object)[self.predict_proba(features).argmax(axis=1)]
@@ -164,11 +200,8 @@ def save_forest(path: str | Path, forest: FlatForest, header: dict[str, Any]) ->
         n_features=forest.n_features, depth=forest.depth, n_trees=forest.n_trees,
     )
     blob = np.frombuffer(json.dumps(meta, sort_keys=True).encode(), dtype=np.uint8)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    with partial.open("wb") as handle:
+    with atomic_path(path) as partial, partial.open("wb") as handle:
         np.savez_compressed(handle, header=blob, **forest.arrays())
-    partial.replace(path)
 
 
 def load_forest(path: str | Path) -> tuple[FlatForest, dict[str, Any]]:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from emotion_perception.atomic import write_text_atomic
 from emotion_perception.evaluation import metrics
 from emotion_perception.labels import EMOTIONS
 from emotion_perception.node_params import ParamSpec
@@ -200,9 +201,7 @@ def write_report(out_dir: str | Path, results: dict[str, Any]) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, text in (("results.json", json.dumps(results, indent=2) + "\n"),
                        ("report.md", report_markdown(results))):
-        partial = out_dir / f".{name}.partial"
-        partial.write_text(text)
-        os.replace(partial, out_dir / name)
+        write_text_atomic(out_dir / name, text)
 
 
 def check_output_folder(out: str | Path) -> None:

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -40,6 +39,7 @@ import torch
 from tqdm import tqdm
 
 from emotion_perception import attacks, features
+from emotion_perception.atomic import write_text_atomic
 from emotion_perception.black_box import square_attack
 from emotion_perception.classifier import EmotionModel
 from emotion_perception.cnn import ARCHS, CnnClassifier, load_cnn, save_cnn
@@ -518,10 +518,7 @@ class CellStore:
 
     def save(self, protocol: str, spec: ModelSpec, attack: str, repeat: int, cell: dict) -> None:
         path = self.path(protocol, spec, attack, repeat)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(path.name + ".partial")
-        partial.write_text(json.dumps({**cell, "version": CELL_VERSION}, sort_keys=True))
-        os.replace(partial, path)
+        write_text_atomic(path, json.dumps({**cell, "version": CELL_VERSION}, sort_keys=True))
 
 
 def score_predictions(labels: np.ndarray, predictions: np.ndarray, classes: list[str]) -> dict[str, Any]:

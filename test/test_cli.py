@@ -54,8 +54,10 @@ def test_predict_prints_one_json_line_per_face_with_the_shipped_model(images):
 
 def test_predict_reports_no_face_and_bad_files(images):
     blank = cli("predict", str(images["blank"]))
-    assert blank.returncode == 0 and blank.stdout == ""
+    assert blank.returncode == 1 and blank.stdout == ""
     assert "no face found" in error_line(blank)
+    mixed = cli("predict", str(images["blank"]), str(images["astronaut"]))  # the face is still printed
+    assert mixed.returncode == 1 and len(mixed.stdout.splitlines()) == 1 and "no face found" in mixed.stderr
     bad = cli("predict", str(images["text"]))
     assert bad.returncode == 1
     assert "notes.jpg" in error_line(bad)

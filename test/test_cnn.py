@@ -1,7 +1,9 @@
 """The emotion CNNs: architectures, safe weight files, crops and augmentation, training, CLI functions."""
 
-import argparse
+import json
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -287,26 +289,54 @@ def tiny_dataset(root: Path) -> Path:
     return root
 
 
-def test_train_and_evaluate_functions_of_the_cli(tmp_path: Path):
-    from emotion_perception.commands.cnn_commands import add_cnn_train_parser, evaluate_cnn
+def cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "emotion_perception", *args], capture_output=True, text=True,
+                          timeout=600)
 
+
+def test_train_evaluate_and_predict_cnn_through_the_command_line(tmp_path: Path):
     data = tiny_dataset(tmp_path / "data")
-    parser = argparse.ArgumentParser()
-    add_cnn_train_parser(parser.add_subparsers())
     out = tmp_path / "tiny.pt"
-    args = parser.parse_args(["cnn", "--data", str(data), "--epochs", "2", "--batch-size", "8", "--device", "cpu",
-                              "--val-fraction", "0", "--quiet", "--out", str(out)])
-    assert args.func(args) == 0
+    train = cli("train", "cnn", "--data", str(data), "--epochs", "2", "--batch-size", "8", "--device", "cpu",
+                "--val-fraction", "0", "--quiet", "--out", str(out))
+    assert train.returncode == 0, train.stderr
     classifier = CnnClassifier.load(out)
     assert classifier.labels == ["happy", "neutral"] and classifier.header["recipe"].startswith("emotion-perception")
 
-    common = dict(data=[str(data)], test_data=None, repeats=1, seed=0, quiet=True, landmark_model=None,
-                  upsample=0, min_face=40)
-    saved = argparse.Namespace(**vars(args), **{k: v for k, v in common.items() if k not in vars(args)},
-                               protocol="subject-kfold", folds=2, model=str(out))
-    result = evaluate_cnn(saved)
-    assert result["protocol"] == "saved-model" and result["n"] == 24
-    cv = evaluate_cnn(argparse.Namespace(**{**vars(saved), "model": None, "epochs": 1}))
-    assert cv["protocol"] == "subject-kfold" and cv["n"] == 24 and len(cv["fold_accuracy"]) == 2
-    for key in ("accuracy", "macro_f1", "per_class_recall", "confusion", "labels", "accuracy_3class"):
-        assert key in cv
+    saved = cli("evaluate", "--data", str(data), "--model", str(out), "--json", str(tmp_path / "saved.json"),
+                "--quiet")
+    assert saved.returncode == 0, saved.stderr
+    result = json.loads((tmp_path / "saved.json").read_text())
+    assert result["protocol"] == "saved-model" and result["n"] == 24 and result["model_kind"] == "cnn"
+
+    cv = cli("evaluate", "--model-kind", "cnn", "--arch", "small_resnet", "--data", str(data), "--protocol",
+             "subject-kfold", "--folds", "2", "--epochs", "1", "--batch-size", "8", "--device", "cpu", "--quiet",
+             "--json", str(tmp_path / "cv.json"), "--plot", str(tmp_path / "cv.png"))
+    assert cv.returncode == 0, cv.stderr
+    result = json.loads((tmp_path / "cv.json").read_text())
+    assert result["protocol"] == "subject-kfold" and result["n"] == 24 and len(result["fold_accuracy"]) == 2
+    assert {"accuracy", "macro_f1", "per_class_recall", "confusion", "labels", "accuracy_3class"} <= set(result)
+    assert cv2.imread(str(tmp_path / "cv.png")) is not None
+
+    image = tmp_path / "astronaut.png"
+    cv2.imwrite(str(image), astronaut_gray())
+    for model in ("cnn", str(out)):
+        predict = cli("predict", "--model", model, str(image))
+        assert predict.returncode == 0, predict.stderr
+        lines = [json.loads(line) for line in predict.stdout.splitlines()]
+        assert len(lines) == 1 and {"box", "label", "confidence", "scores"} <= set(lines[0])
+        assert lines[0]["label"] == max(lines[0]["scores"], key=lines[0]["scores"].get)
+    assert set(lines[0]["scores"]) == {"happy", "neutral"}  # the tiny model's own classes
+
+
+def test_cnn_command_line_errors_are_one_line(tmp_path: Path):
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(b"not torch")
+    image = tmp_path / "astronaut.png"
+    cv2.imwrite(str(image), astronaut_gray())
+    for args in (("predict", "--model", str(broken), str(image)),
+                 ("evaluate", "--data", str(tmp_path), "--model", str(broken)),
+                 ("evaluate", "--data", str(tmp_path), "--model-kind", "forest", "--model", str(broken))):
+        result = cli(*args)
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 2 and len(lines) == 1, result.stderr

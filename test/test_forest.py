@@ -24,8 +24,10 @@ def test_flat_forest_equals_sklearn_predict_proba(fitted):
     forest, x = fitted
     flat = FlatForest.from_sklearn(forest)
     np.testing.assert_allclose(flat.predict_proba(x), forest.predict_proba(x), rtol=0, atol=1e-12)
-    for row in x[:10]:  # the single-face path
+    for row in x[:10]:  # the single-row path
         np.testing.assert_allclose(flat.predict_proba(row), forest.predict_proba(row[None]), rtol=0, atol=1e-12)
+    for pair in (x[10:12], x[40:42], x[[5, 5]]):  # the two-row path (a face and its mirror)
+        np.testing.assert_allclose(flat.predict_proba(pair), forest.predict_proba(pair), rtol=0, atol=1e-12)
     assert list(flat.predict(x)) == list(forest.predict(x))
     assert flat.classes == list(forest.classes_)
 
@@ -37,6 +39,8 @@ def test_thresholds_compare_like_sklearn_on_float32_ties(fitted):
     probe = x[:1].copy()
     probe[0, tree.feature[0]] = tree.threshold[0]  # exactly on the root's threshold
     np.testing.assert_allclose(flat.predict_proba(probe), forest.predict_proba(probe), atol=1e-12)
+    batch = np.vstack([probe, x[:4]])  # the batch path too
+    np.testing.assert_allclose(flat.predict_proba(batch), forest.predict_proba(batch), atol=1e-12)
 
 
 def test_save_load_roundtrip(fitted, tmp_path: Path):
@@ -46,7 +50,7 @@ def test_save_load_roundtrip(fitted, tmp_path: Path):
     loaded, header = load_forest(path)
     np.testing.assert_array_equal(loaded.predict_proba(x), FlatForest.from_sklearn(forest).predict_proba(x))
     assert header["note"] == "t" and header["n_trees"] == 100
-    assert not (tmp_path / "model.npz.partial").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.npz"]  # no temporary file left behind
     with np.load(path, allow_pickle=False) as data:  # nothing in the file needs unpickling
         assert all(data[key].dtype != object for key in data.files)
 
@@ -110,3 +114,18 @@ def test_wrong_feature_count_is_rejected(fitted):
     forest, x = fitted
     with pytest.raises(ValueError, match="features"):
         FlatForest.from_sklearn(forest).predict_proba(x[:, :10])
+
+
+def test_atomic_path_leaves_nothing_when_the_writer_fails(tmp_path: Path):
+    from emotion_perception.atomic import atomic_path
+
+    target = tmp_path / "plot.png"
+    target.write_bytes(b"old")
+    with pytest.raises(RuntimeError), atomic_path(target) as partial:
+        assert partial.suffix == ".png" and partial.parent == tmp_path
+        partial.write_bytes(b"half")
+        raise RuntimeError("writer crashed")
+    assert target.read_bytes() == b"old" and sorted(p.name for p in tmp_path.iterdir()) == ["plot.png"]
+    with atomic_path(target) as partial:
+        partial.write_bytes(b"new")
+    assert target.read_bytes() == b"new" and sorted(p.name for p in tmp_path.iterdir()) == ["plot.png"]

@@ -6,6 +6,7 @@ The `train`, `evaluate`, `predict` and `bench` modules call these functions; not
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from dataclasses import replace
 
@@ -13,12 +14,12 @@ import numpy as np
 import torch
 
 from emotion_perception.cli import CommandError
-from emotion_perception.cnn import ARCHS, INPUT_SIZES, CnnClassifier, default_cnn_path, save_cnn
+from emotion_perception.cnn import ARCHS, INPUT_SIZES, CnnClassifier, default_cnn_path, resolve_device, save_cnn
 from emotion_perception.cnn_pipeline import CnnPipeline
 from emotion_perception.cnn_training import TrainSettings, cross_validate_cnn, predict_labels, train_cnn
 from emotion_perception.commands.common import add_data_args, make_analyzer
-from emotion_perception.datasets import concat
-from emotion_perception.evaluation import metrics
+from emotion_perception.datasets import FaceDataset
+from emotion_perception.evaluation import known_label_index, metrics, saved_model_index
 from emotion_perception.experiments import load_datasets
 from emotion_perception.face_crops import DEFAULT_MARGIN, extract_crops
 from emotion_perception.faces import FaceDetector
@@ -113,38 +114,45 @@ def _argv_after(word: str) -> list[str]:
     return argv[argv.index(word) + 1 :] if word in argv else argv
 
 
-def evaluate_cnn(args: argparse.Namespace) -> dict[str, object]:
-    """Cross-validate fresh CNNs (or score a saved one with --model) under args.protocol.
+def evaluate_cnn(args: argparse.Namespace, dataset: FaceDataset, test_mask: np.ndarray | None) -> dict[str, object]:
+    """Cross-validate fresh CNNs (or score the saved one --model) on `dataset` under args.protocol.
 
-    Reads from `args`: data, test_data, protocol, folds, repeats, seed, model, quiet, landmark_model, upsample,
-    min_face and the options of `add_cnn_args`. Returns the forest's JSON keys (accuracy, macro_f1,
-    per_class_recall, confusion, labels, n, protocol, accuracy_3class, ...) plus model_kind, arch and seconds.
+    Reads from `args`: protocol, folds, repeats, seed, model, quiet, landmark_model, upsample, min_face and
+    the options of `add_cnn_args`. Returns the forest's JSON keys (accuracy, macro_f1, per_class_recall,
+    confusion, labels, n, protocol, accuracy_3class, ...) plus arch and timings.
     """
     settings = replace(cnn_settings(args), seed=args.seed)
-    train = load_datasets(args.data)
-    test = load_datasets(args.test_data) if args.test_data else None
-    dataset = concat([train, test]) if test is not None else train
-    test_mask = np.arange(len(dataset)) >= len(train) if test is not None else None
     analyzer = make_analyzer(args)
-    if args.model:
-        classifier = CnnClassifier.load(args.model, settings.device)
-        margin = float(classifier.header.get("crop", {}).get("margin", DEFAULT_MARGIN))
-        data = extract_crops(dataset, analyzer, classifier.input_size, margin, not args.quiet)
-        index = np.flatnonzero(test_mask) if test_mask is not None else np.arange(len(dataset))
-        labels = dataset.labels.astype(str)[index]
-        unknown = sorted(set(labels) - set(classifier.labels))
-        if unknown:
-            raise CommandError(f"the model does not know the label(s) {unknown} of the data")
-        result = metrics(labels, predict_labels(classifier, data, index), classifier.labels)
-        result.update(protocol="saved-model", model=args.model, model_name=classifier.name, model_kind="cnn",
-                      arch=classifier.header["arch"])
-    else:
+    if not args.model:
         data = extract_crops(dataset, analyzer, settings.input_size, settings.margin, not args.quiet)
         result = cross_validate_cnn(
             dataset, data, settings, args.protocol, args.folds, args.repeats, args.seed, test_mask
         )
-    result["faces_found"] = data.found_fraction
+        result["faces_found"] = data.found_fraction
+        return result
+    classifier = CnnClassifier.load(args.model, resolve_device_line(settings.device))
+    labels = dataset.labels.astype(str)
+    index, unknown = known_label_index(labels, saved_model_index(args.protocol, dataset, test_mask),
+                                       classifier.labels)
+    if unknown:
+        print(f"note: the model does not know the class(es) {', '.join(unknown)}: their images are left out",
+              file=sys.stderr)
+    margin = float(classifier.header.get("crop", {}).get("margin", DEFAULT_MARGIN))
+    data = extract_crops(dataset.subset(np.isin(np.arange(len(dataset)), index)), analyzer,
+                         classifier.input_size, margin, not args.quiet)
+    result = metrics(labels[index], predict_labels(classifier, data, np.arange(len(index))), classifier.labels)
+    result.update(protocol="saved-model", scored_protocol=args.protocol, model=args.model,
+                  model_name=classifier.name, arch=classifier.header["arch"], unknown_labels=unknown,
+                  faces_found=data.found_fraction)
     return result
+
+
+def resolve_device_line(device: str) -> str:
+    """The torch device for `auto|cpu|cuda`; a missing GPU is said in one line on stderr and the CPU is used."""
+    used, warning = resolve_device(device)
+    if warning:
+        print(f"note: {warning}", file=sys.stderr)
+    return used
 
 
 def predict_cnn_image(

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 from typing import Any
 
+from emotion_perception.atomic import write_text_atomic
 from emotion_perception.faces import FaceDetector
 from emotion_perception.landmark_cache import LandmarkCache
 from emotion_perception.landmarks import LandmarkPredictor
@@ -41,8 +41,4 @@ def make_cache(args: argparse.Namespace) -> LandmarkCache | None:
 
 def write_json(path: str | Path, payload: dict[str, Any]) -> None:
     """Write JSON atomically: a crash never leaves a half-written file at `path`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
-    os.replace(partial, path)
+    write_text_atomic(path, json.dumps(payload, indent=2, sort_keys=True) + "\n")

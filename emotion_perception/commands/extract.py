@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 import sys
 from pathlib import Path
 
 import numpy as np
 
 from emotion_perception import features
+from emotion_perception.atomic import atomic_path
 from emotion_perception.cli import CommandError
 from emotion_perception.commands.common import add_analyzer_args, add_data_args, make_analyzer, make_cache
 from emotion_perception.experiments import load_datasets, with_landmarks
@@ -45,17 +45,14 @@ def run(args: argparse.Namespace) -> int:
         values = data.feature_rows(args.feature_set, mirror=False).x
     dataset = data.dataset
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(out.name + ".partial")
-    with partial.open("w", newline="") as handle:
+    with atomic_path(out) as partial, partial.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["path", "label", "subject", "found", "whole_image", *names])
         for i, path in enumerate(dataset.paths):
-            subject = "" if dataset.subjects is None else dataset.subjects[i]
+            subject = "" if dataset.subjects is None or dataset.subjects[i] is None else dataset.subjects[i]
             row = [f"{v:.6g}" for v in values[i]] if found[i] else [""] * len(names)
             writer.writerow([str(path), dataset.labels[i], subject, int(found[i]),
                              int(data.extracted.whole_image[i]), *row])
-    os.replace(partial, out)
     print(f"wrote {out}: {len(found)} images, faces found in {int(found.sum())}")
     for error in data.extracted.errors:
         print(f"emotion-perception extract: skipped: {error}", file=sys.stderr)

@@ -11,6 +11,7 @@ import numpy as np
 import sklearn
 
 from emotion_perception.cli import CommandError
+from emotion_perception.commands.cnn_commands import add_cnn_train_parser
 from emotion_perception.commands.common import add_analyzer_args, add_data_args, make_analyzer, make_cache
 from emotion_perception.experiments import (
     DEFAULT_FEATURE_SET,
@@ -62,6 +63,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     forest.add_argument("--name", default=None, help="model name stored in the file")
     forest.add_argument("--out", required=True, help="output model file (.npz)")
     forest.set_defaults(func=run_forest)
+    add_cnn_train_parser(kinds)
 
 
 def run_forest(args: argparse.Namespace) -> int:
