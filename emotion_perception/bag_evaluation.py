@@ -3,10 +3,11 @@ as the machine allows, with an optional attack in between (the adversarial injec
 
 Which code path: the node's own (`pipeline.classify_camera_frame`: its FaceTracker with its detector
 settings and parameter defaults, its downscaling of wide frames, `classify_faces` on the grey frame),
-with `detect_every` = 1, i.e. face detection on every frame and no tracking between frames. Dataset
+with `detect_every` = 1 and `detect_tiles` = 1, i.e. a whole-frame face detection on every frame and no
+tracking between frames. Dataset
 frames are independent images of different people, so tracking across them means nothing, and with
 tracking a frame's answer would depend on which earlier frames a live node happened to drop. Run the
-live node with `detect_every:=1` to compare its answers with this offline run frame by frame.
+live node with `detect_every:=1 detect_tiles:=1` to compare its answers with this offline run frame by frame.
 """
 
 from __future__ import annotations
@@ -43,17 +44,16 @@ RESULTS_BAG = "results_bag"
 
 
 class LandmarkFrameClassifier:
-    """landmark_emotion_node's per-frame step with its default parameters and `detect_every` = 1."""
+    """landmark_emotion_node's per-frame step with its default parameters, `detect_every` = `detect_tiles` = 1."""
 
     def __init__(self, model: EmotionModel, landmark_model: str | None = None,
                  params: dict[str, Any] | None = None) -> None:
-        p = {**defaults(LANDMARK_NODE_PARAMS), **(params or {}), "detect_every": 1}
+        p = {**defaults(LANDMARK_NODE_PARAMS), **(params or {}), "detect_every": 1, "detect_tiles": 1}
         self.params = p
         self.model = model
         detector = FaceDetector(p["upsample"], min_size=1, whole_image_fallback=False)  # as the node's
         self.tracker = FaceTracker(detector, LandmarkPredictor(landmark_model or p["landmark_model_path"] or None))
-        self.tracker.configure(p["detect_every"], p["detect_scale"], p["min_tracking_psr"], p["min_face_size"],
-                               self.tracker.match_iou, p["max_faces"])
+        self.tracker.apply_params(p)
         self.name = f"landmark_forest:{model.name}"
 
     def classify(self, encoding: str, height: int, width: int, step: int, data: Any,

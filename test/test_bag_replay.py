@@ -47,7 +47,7 @@ def test_live_replay_report_equals_offline_evaluation_except_dropped_frames(prob
         "detail_topics": ["emotion/detail"], "report_dir": str(report), "expected_frames": summary.labelled,
         "idle_timeout": 5.0, "exit_when_done": True, "source": str(bag)})
     classifier = start_node("emotion_perception.nodes.landmark_emotion_node", tmp_path, namespace,
-                            {"detect_every": 1})
+                            {"detect_every": 1, "detect_tiles": 1})
     source = None
     try:
         ready = probe.spin_until(lambda: diagnostic_values(diagnostics, f"{namespace}/scorer_node") is not None

@@ -9,7 +9,7 @@ from face_images import astronaut_gray
 
 from emotion_perception.faces import FaceBox, FaceDetector
 from emotion_perception.landmarks import LandmarkPredictor
-from emotion_perception.tracking import FaceTracker, iou, match_boxes
+from emotion_perception.tracking import FaceTracker, Region, iou, match_boxes, sweep_regions
 
 FACE = (slice(30, 250), slice(120, 320))  # rows, columns of the astronaut photo holding her head
 
@@ -133,3 +133,55 @@ def test_landmarks_carry_the_box_between_tracker_updates(predictor):
     assert sources[:4] == ["detector", "landmarks", "tracker", "landmarks"]
     assert tracker.detections == 1
     assert abs((lefts[-1] - lefts[0]) - 44) <= 8
+
+
+def test_sweep_regions_cover_the_frame_with_enough_overlap():
+    assert sweep_regions(640, 480, 1.0, 1) == [Region(0, 0, 640, 480, 1.0)]
+    coarse, *strips = sweep_regions(640, 480, 1.0, 2)
+    assert coarse == Region(0, 0, 640, 480, 0.5) and len(strips) == 2
+    assert strips[0].x0 == 0 and strips[-1].x1 == 640 and all(s.y0 == 0 and s.y1 == 480 for s in strips)
+    # faces under 160 px are the strips' job: any such face lies whole inside one strip
+    assert strips[0].x1 - strips[1].x0 >= 160
+    tall = sweep_regions(480, 640, 1.0, 3)[1:]  # portrait frames are cut across their height
+    assert tall[0].y0 == 0 and tall[-1].y1 == 640 and all(a.y1 - b.y0 >= 160 for a, b in itertools.pairwise(tall))
+
+
+def count_regions(tracker: FaceTracker) -> list[int]:
+    """Wrap the tracker's detector so that each update's number of searched regions is recorded."""
+    calls: list[int] = [0]
+    search = tracker.detector.detect_prepared
+
+    def counted(image, is_crop):
+        calls[-1] += 1
+        return search(image, is_crop)
+
+    tracker.detector.detect_prepared = counted
+    return calls
+
+
+def test_a_tiled_sweep_finds_a_small_face_in_a_strip_one_region_per_frame(predictor):
+    tracker = make_tracker(predictor, detect_every=10, detect_tiles=2)
+    calls = count_regions(tracker)
+    seen = []
+    for step in range(8):
+        calls.append(0)
+        faces = tracker.update(frame_with_face(240 + 2 * step, 120))  # ~90 px: too small for the half-scale pass
+        seen.append([(f.id, f.box.source) for f in faces])
+    assert seen[0] == []  # the half-scale pass cannot see it
+    assert seen[1] == [(1, "detector")] and seen[2] == [(1, "detector")]  # both strips hold it: one id
+    assert all(ids == [(1, "tracker")] or ids == [(1, "landmarks")] for ids in seen[3:])
+    assert max(calls[1:]) == 1 and sum(calls[1:]) == 3 and tracker.detections == 1
+
+
+def test_a_tiled_sweep_finds_a_large_face_in_its_half_scale_pass_and_drops_a_face_that_left(predictor):
+    big = np.kron(astronaut_gray()[FACE], np.ones((2, 2), np.uint8))[:440, :360]  # face ~180 px
+    tracker = make_tracker(predictor, detect_every=4, detect_tiles=2)
+    assert [f.id for f in tracker.update(frame_with_face(100, 20, big))] == [1]
+    tracker.update(frame_with_face(102, 20, big))
+    tracker.update(frame_with_face(104, 20, big))  # sweep over
+    empty = np.full((480, 640), 120, np.uint8)
+    for _ in range(4):  # tracking frames, then a new sweep that finds nothing in any region
+        tracker.update(empty)
+    for _ in range(3):
+        faces = tracker.update(empty)
+    assert faces == []

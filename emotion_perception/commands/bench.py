@@ -26,6 +26,7 @@ from emotion_perception import features
 from emotion_perception.classifier import EmotionModel
 from emotion_perception.faces import FaceDetector
 from emotion_perception.landmarks import LandmarkPredictor
+from emotion_perception.node_params import LANDMARK_NODE_PARAMS, defaults, validate
 from emotion_perception.pipeline import Face, FaceAnalyzer, classify_faces
 from emotion_perception.tracking import FaceTracker
 
@@ -38,10 +39,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--json", type=Path, default=None, metavar="OUT", help="write the figures as JSON")
     parser.add_argument("--face-scale", type=float, default=2.0,
                         help="size of the face relative to the astronaut photo's (~90 px); default 2.0 (~180 px)")
-    parser.add_argument("--detect-every", type=int, default=10, help="optimised: detector every N frames")
-    parser.add_argument("--detect-scale", type=float, default=0.5, help="optimised: detector image scale")
-    parser.add_argument("--track-every", type=int, default=2,
-                        help="optimised: correlation tracker every N frames, landmarks carry the box between")
+    node = defaults(LANDMARK_NODE_PARAMS)  # "optimised" is landmark_emotion_node at its defaults unless told
+    parser.add_argument("--detect-every", type=int, default=node["detect_every"],
+                        help="optimised: detection sweep every N frames (default: the node's)")
+    parser.add_argument("--detect-scale", type=float, default=node["detect_scale"],
+                        help="optimised: detector image scale (default: the node's)")
+    parser.add_argument("--detect-tiles", type=int, default=node["detect_tiles"],
+                        help="optimised: strips per detection sweep, one per frame (default: the node's)")
+    parser.add_argument("--track-every", type=int, default=node["track_every"],
+                        help="optimised: correlation tracker every N frames, landmarks carry the box between "
+                        "(default: the node's)")
     parser.add_argument("--model", default=None, help="forest model (.npz); default: the shipped model")
     parser.set_defaults(func=run)
 
@@ -177,7 +184,7 @@ def bench_optimised(ctx: Context) -> dict[str, Any]:
     """FaceTracker (detection every N frames on a downscaled frame, tracking between) + FlatForest."""
     tracker = FaceTracker(FaceDetector(whole_image_fallback=False), ctx.predictor,
                           detect_every=ctx.args.detect_every, detect_scale=ctx.args.detect_scale,
-                          track_every=ctx.args.track_every)
+                          track_every=ctx.args.track_every, detect_tiles=ctx.args.detect_tiles)
     gray = np.empty((HEIGHT, WIDTH), np.uint8)
 
     def step(frame: np.ndarray) -> int:
@@ -227,8 +234,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.frames < 10:
         raise CommandError("--frames must be at least 10")
-    if not 1 <= args.detect_every <= 100 or not 0.1 <= args.detect_scale <= 1.0 or not 1 <= args.track_every <= 10:
-        raise CommandError("--detect-every must be 1..100, --detect-scale 0.1..1.0 and --track-every 1..10")
+    problems = validate(LANDMARK_NODE_PARAMS, {"detect_every": args.detect_every, "detect_scale": args.detect_scale,
+                                               "detect_tiles": args.detect_tiles, "track_every": args.track_every})
+    if problems:
+        raise CommandError("; ".join(problems))
     try:
         frames = moving_face_frames(args.face_scale)
     except ValueError as error:
@@ -244,7 +253,8 @@ def run(args: argparse.Namespace) -> int:
         speedup_fps=results["fps_optimised"] / results["fps_naive"],
         speedup_forest=results["sklearn_forest_ms_p50"] / results["forest_ms_p50"],
         frames=args.frames, frame_size=[WIDTH, HEIGHT], face_px=round(90 * args.face_scale),
-        detect_every=args.detect_every, detect_scale=args.detect_scale, track_every=args.track_every, cpu=cores,
+        detect_every=args.detect_every, detect_scale=args.detect_scale, track_every=args.track_every,
+        detect_tiles=args.detect_tiles, cpu=cores,
         loadavg_1min_before=load_before[0], loadavg_1min_after=load_after[0], cpu_count=os.cpu_count(),
         model=ctx.model.name,
     )
@@ -262,7 +272,8 @@ def print_table(r: dict[str, Any]) -> None:
     print(f"{'pipeline':<44}{'fps':>8}{'p50 ms':>9}{'p99 ms':>9}{'face %':>8}")
     rows = (
         ("naive (detect every frame + sklearn)", "naive", "_naive"),
-        (f"optimised (detect 1/{r['detect_every']} x{r['detect_scale']}, track 1/{r['track_every']}, flat)",
+        (f"optimised (detect 1/{r['detect_every']} x{r['detect_scale']} in {r['detect_tiles']}+1, "
+         f"track 1/{r['track_every']})",
          "optimised", ""),
     )
     for title, key, suffix in rows:

@@ -85,7 +85,7 @@ class LandmarkEmotionNode(LifecycleNode):
         if mismatch:
             self.get_logger().warning(f"{mismatch}: explain gives no rules")
             self._rules = None
-        self._apply_tracking_settings()
+        self._tracker.apply_params(self.params)
         self._model_file = p["model_path"] or "default_forest.npz (shipped)"
         self._pubs = {
             "emotion": self.create_lifecycle_publisher(String, "emotion", 10),
@@ -156,13 +156,8 @@ class LandmarkEmotionNode(LifecycleNode):
                 self.params[parameter.name] = parameter.value
                 self.get_logger().info(f"parameter {parameter.name} = {parameter.value!r}")
         if self._tracker is not None:
-            self._apply_tracking_settings()
+            self._tracker.apply_params(self.params)
 
-    def _apply_tracking_settings(self) -> None:
-        p, tracker = self.params, self._tracker
-        tracker.configure(p["detect_every"], p["detect_scale"], p["min_tracking_psr"], p["min_face_size"],
-                          tracker.match_iou, p["max_faces"])
-        tracker.detector.upsample = p["upsample"]
 
     # --- frames ------------------------------------------------------------------------------------
 

@@ -107,7 +107,7 @@ class ResnetEmotionNode(LifecycleNode):
             self.get_logger().error(f"configure failed: {error}")
             self._tracker = self._cnn = None
             return TransitionCallbackReturn.FAILURE
-        self._apply_tracking_settings()
+        self._tracker.apply_params(self.params)
         self._model_file = p["model_path"] or "default_cnn.pt (shipped)"
         self._pubs = {
             "emotion": self.create_lifecycle_publisher(String, TOPIC, 10),
@@ -180,13 +180,8 @@ class ResnetEmotionNode(LifecycleNode):
                 self.params[parameter.name] = parameter.value
                 self.get_logger().info(f"parameter {parameter.name} = {parameter.value!r}")
         if self._tracker is not None:
-            self._apply_tracking_settings()
+            self._tracker.apply_params(self.params)
 
-    def _apply_tracking_settings(self) -> None:
-        p, tracker = self.params, self._tracker
-        tracker.configure(p["detect_every"], p["detect_scale"], p["min_tracking_psr"], p["min_face_size"],
-                          tracker.match_iou, p["max_faces"])
-        tracker.detector.upsample = p["upsample"]
 
     # --- frames ------------------------------------------------------------------------------------
 
