@@ -1,10 +1,15 @@
 """The bench command's inputs and argument checks (its timings are measured, never asserted)."""
 
+import json
+import subprocess
+import sys
+
 import numpy as np
 
 from emotion_perception.cli import main
 from emotion_perception.commands.bench import moving_face_frames
 from emotion_perception.faces import FaceDetector
+from emotion_perception.node_params import LANDMARK_NODE_PARAMS, defaults
 
 
 def test_moving_face_frames_hold_one_detectable_face_that_moves():
@@ -20,3 +25,18 @@ def test_bad_bench_arguments_exit_non_zero(capsys):
     assert main(["bench", "--frames", "3"]) == 2
     assert main(["bench", "--face-scale", "5"]) == 2
     assert "too large" in capsys.readouterr().err
+
+
+def test_bench_json_holds_every_figure_the_readme_reports(tmp_path):
+    out = tmp_path / "bench.json"
+    result = subprocess.run([sys.executable, "-m", "emotion_perception", "bench", "--frames", "12", "--json", str(out)],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(out.read_text())
+    for key in ("fps_naive", "fps_optimised", "latency_ms_p50", "latency_ms_p99", "forest_ms_p50",
+                "sklearn_forest_ms_p50", "cnn_ms_p50", "cnn_faces_per_s_batch64", "rule_ms_p50"):
+        assert isinstance(figures[key], float) and figures[key] > 0, key
+    assert figures["face_rate_optimised"] == 1.0 and figures["cnn_device"] == "cpu"
+    node = defaults(LANDMARK_NODE_PARAMS)  # "optimised" is the node at its defaults
+    assert [figures[k] for k in ("detect_every", "detect_tiles", "track_every", "detect_scale")] == [
+        node[k] for k in ("detect_every", "detect_tiles", "track_every", "detect_scale")]

@@ -1,5 +1,7 @@
 """`emotion-perception bench`: frames/s and latency of the landmark path on one core, naive vs optimised.
 
+Also the CNN path: one face's latency (batch 1) and faces/s at batch 64, on the CPU unless told.
+
 Frames: 640x480 BGR, one face (NASA's public-domain astronaut photo) moving smoothly a few pixels a frame.
 - naive: HOG detection on every frame + 68 landmarks + scikit-learn `predict_proba` of a forest of the
   shipped model's shape (same feature set, trees, max_features) trained in-process on jittered landmarks;
@@ -11,7 +13,6 @@ Each benchmark is a function in BENCHMARKS returning a dict of figures; the JSON
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 from collections.abc import Callable
@@ -24,6 +25,7 @@ import numpy as np
 
 from emotion_perception import features
 from emotion_perception.classifier import EmotionModel
+from emotion_perception.commands.common import write_json
 from emotion_perception.faces import FaceDetector
 from emotion_perception.landmarks import LandmarkPredictor
 from emotion_perception.node_params import LANDMARK_NODE_PARAMS, defaults, validate
@@ -50,6 +52,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="optimised: correlation tracker every N frames, landmarks carry the box between "
                         "(default: the node's)")
     parser.add_argument("--model", default=None, help="forest model (.npz); default: the shipped model")
+    parser.add_argument("--cnn-model", default=None, help="CNN weights (.pt); default: the shipped small ResNet")
+    parser.add_argument("--cnn-device", default="cpu", choices=("auto", "cpu", "cuda"),
+                        help="where the CNN figures are measured (default cpu; one thread there)")
     parser.set_defaults(func=run)
 
 
@@ -226,9 +231,6 @@ def bench_forest(ctx: Context, repeats: int = 300) -> dict[str, Any]:
     }
 
 
-BENCHMARKS: list[Callable[[Context], dict[str, Any]]] = [bench_forest, bench_naive, bench_optimised]
-
-
 def run(args: argparse.Namespace) -> int:
     from emotion_perception.cli import CommandError
 
@@ -260,8 +262,7 @@ def run(args: argparse.Namespace) -> int:
     )
     print_table(results)
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+        write_json(args.json, results)
     return 0
 
 
@@ -283,6 +284,9 @@ def print_table(r: dict[str, Any]) -> None:
           f"flat {r['forest_ms_p50']:.3f} ms (x{r['speedup_forest']:.1f}); features {r['features_ms_p50']:.3f} ms, "
           f"whole classification {r['classify_ms_p50']:.3f} ms")
     print(f"speed-up optimised / naive: x{r['speedup_fps']:.2f}")
+    print(f"CNN ({r['cnn_arch']} {r['cnn_input_size']}px on {r['cnn_device']}, {r['cnn_threads']} thread(s)): "
+          f"batch 1 {r['cnn_ms_p50']:.2f} ms per face (p90 {r['cnn_ms_p90']:.2f}), batch 64 "
+          f"{r['cnn_faces_per_s_batch64']:.0f} faces/s")
     if r.get("rule_ms_p50") is not None:
         print(f"explanation rule per face (named measurements + fired rule): {r['rule_ms_p50']:.3f} ms, "
               f"of which the rule itself {r['rule_only_ms_p50']:.4f} ms")
@@ -314,4 +318,13 @@ def bench_rules(ctx: Context, repeats: int = 300) -> dict[str, Any]:
             "rule_only_ms_p50": p50_ms(lambda: rules.fired(values, label))}
 
 
-BENCHMARKS.append(bench_rules)
+def bench_cnn_path(ctx: Context) -> dict[str, Any]:
+    """The CNN path (resnet_emotion_node's classifier): batch-1 latency and batch-64 faces/s on --cnn-device."""
+    from emotion_perception.commands.cnn_commands import bench_cnn, resolve_device_line
+
+    return bench_cnn(ctx.args.cnn_model, resolve_device_line(ctx.args.cnn_device))
+
+
+BENCHMARKS: list[Callable[[Context], dict[str, Any]]] = [
+    bench_forest, bench_naive, bench_optimised, bench_rules, bench_cnn_path,
+]
