@@ -50,6 +50,8 @@ class _Track:
     landmarks: np.ndarray | None = None
     # The box moved without the correlation tracker (landmarks, a detection): its next update starts there.
     guess: bool = False
+    template: np.ndarray | None = None  # the face at its box, shrunk by template_scale
+    template_scale: float = 1.0
     # The box relative to its landmarks' bounding box: (dx, dy, dw, dh) in units of that box's size.
     offset: tuple[float, float, float, float] | None = None
 
@@ -89,6 +91,13 @@ def match_boxes(tracked: list[FaceBox], detected: list[FaceBox], min_iou: float)
     return matches
 
 
+# A face's appearance template: its box shrunk to this many pixels on the longer side.
+TEMPLATE_SIDE = 32
+# On frames without a tracker update the template is searched this fraction of the box size around the box.
+SEARCH_MARGIN = 0.5
+# Normalised cross-correlation below which a box carried by landmarks is not trusted: the correlation tracker
+# checks it on the same frame (a cut, a jump or an occlusion; smooth video scores about 0.95 and more).
+MIN_MATCH = 0.7
 # dlib's frontal detector finds faces from about this side (pixels of the image it searches) upwards.
 DETECTOR_MIN_FACE = 80
 # Strips overlap by this many times the largest face the half-scale pass can miss.
@@ -210,13 +219,13 @@ class FaceTracker:
             due = not self._tracks or self._since_detection >= self.detect_every
             # Landmarks carry the boxes between tracker updates, and on a multi-frame sweep's frames.
             if (due and self.detect_tiles > 1) or (not due and self._since_detection % self.track_every):
-                self._carry_by_landmarks(width, height)
+                due = not self._carry_by_landmarks(gray) or due
             elif not due:
-                due = not self._follow(gray, width, height)
-            if due:
+                due = not self._follow(gray, self._tracks)
+            if due and not self._sweep:
                 self._start_sweep(width, height)
-        elif self._tracks:
-            self._carry_by_landmarks(width, height)
+        elif self._tracks and not self._carry_by_landmarks(gray):
+            self._start_sweep(width, height)  # a face was lost in the middle of a sweep: start again
         if self._sweep:
             self._sweep_step(gray)
         self._tracks.sort(key=lambda t: t.box.area, reverse=True)
@@ -227,6 +236,7 @@ class FaceTracker:
                 left, top, w, h = landmark_bounds(track.landmarks)
                 box = track.box
                 track.offset = ((box.left - left) / w, (box.top - top) / h, box.width / w, box.height / h)
+            track.template, track.template_scale = face_template(gray, track.box)
             faces.append(TrackedFace(track.id, track.box, track.landmarks))
         return faces
 
@@ -258,25 +268,37 @@ class FaceTracker:
         if len(self._tracks) > self.max_faces:
             self._tracks = sorted(self._tracks, key=lambda t: t.box.area, reverse=True)[: self.max_faces]
 
-    def _carry_by_landmarks(self, width: int, height: int) -> None:
-        """Place each box where the previous landmarks say the face is (no tracker update this frame)."""
-        kept = []
+    def _carry_by_landmarks(self, gray: np.ndarray) -> bool:
+        """Place each box where the previous landmarks say the face is, moved by where the face's template
+        matches best nearby (no tracker update). Boxes whose template does not match go through the
+        correlation tracker on this frame; False when that lost one."""
+        height, width = gray.shape[:2]
+        kept, unsure = [], []
         for track in self._tracks:
             if track.landmarks is None or track.offset is None:
                 continue
+            shift = template_shift(gray, track)
+            if shift is None:
+                track.guess = True  # the tracker starts from the last box it can trust
+                unsure.append(track)
+                kept.append(track)
+                continue
             left, top, w, h = landmark_bounds(track.landmarks)
             dx, dy, dw, dh = track.offset
+            left, top = left + shift[0], top + shift[1]
             rect = dlib.drectangle(left + dx * w, top + dy * h, left + dx * w + dw * w, top + dy * h + dh * h)
             box = _clipped(rect, width, height, track.box.score, "landmarks")
             if box is not None:
                 track.box, track.guess = box, True
                 kept.append(track)
         self._tracks = kept
+        return self._follow(gray, unsure) if unsure else True
 
-    def _follow(self, gray: np.ndarray, width: int, height: int) -> bool:
-        """Move every track by its correlation tracker; False (tracks dropped) when one was lost."""
-        kept = []
-        for track in self._tracks:
+    def _follow(self, gray: np.ndarray, tracks: list[_Track]) -> bool:
+        """Move the given tracks by their correlation trackers; False (tracks dropped) when one was lost."""
+        height, width = gray.shape[:2]
+        lost = []
+        for track in tracks:
             if track.guess:  # the box moved without the tracker: start it from there
                 psr = track.tracker.update(gray, track.box.to_dlib())
                 track.guess = False
@@ -285,12 +307,11 @@ class FaceTracker:
             box = _clipped(track.tracker.get_position(), width, height, track.box.score, "tracker")
             if not psr >= self.min_psr or box is None or min(box.width, box.height) < self.min_face_size:
                 self.lost += 1
+                lost.append(track)
                 continue
             track.box = box
-            kept.append(track)
-        complete = len(kept) == len(self._tracks)
-        self._tracks = kept
-        return complete
+        self._tracks = [t for t in self._tracks if all(t is not gone for gone in lost)]
+        return not lost
 
     def _detect_boxes(self, gray: np.ndarray, region: Region) -> list[FaceBox]:
         """Detector boxes of one region in full-frame pixels, largest first, at least `min_face_size`."""
@@ -310,6 +331,34 @@ class FaceTracker:
             for b in boxes
         )
         return [b for b in clipped if b is not None and min(b.width, b.height) >= self.min_face_size]
+
+
+def face_template(gray: np.ndarray, box: FaceBox) -> tuple[np.ndarray, float]:
+    """The face's pixels in its box, shrunk to TEMPLATE_SIDE on the longer side, and the shrink factor."""
+    scale = min(1.0, TEMPLATE_SIDE / max(box.width, box.height, 1))
+    patch = gray[box.top : box.bottom + 1, box.left : box.right + 1]
+    size = (max(1, round(patch.shape[1] * scale)), max(1, round(patch.shape[0] * scale)))
+    return cv2.resize(patch, size, interpolation=cv2.INTER_AREA), scale
+
+
+def template_shift(gray: np.ndarray, track: _Track) -> tuple[float, float] | None:
+    """How far (x, y pixels) the face moved since its template was taken, by normalised cross-correlation in a
+    window around its box; None when the best match scores below MIN_MATCH or the window is too small."""
+    if track.template is None:
+        return None
+    box, scale, template = track.box, track.template_scale, track.template
+    reach_x, reach_y = SEARCH_MARGIN * box.width, SEARCH_MARGIN * box.height
+    x0, y0 = max(0, round(box.left - reach_x)), max(0, round(box.top - reach_y))
+    x1 = min(gray.shape[1], round(box.right + 1 + reach_x))
+    y1 = min(gray.shape[0], round(box.bottom + 1 + reach_y))
+    size = (round((x1 - x0) * scale), round((y1 - y0) * scale))
+    if size[0] < template.shape[1] or size[1] < template.shape[0]:
+        return None
+    window = cv2.resize(gray[y0:y1, x0:x1], size, interpolation=cv2.INTER_AREA)
+    _, best, _, (mx, my) = cv2.minMaxLoc(cv2.matchTemplate(window, template, cv2.TM_CCOEFF_NORMED))
+    if not best >= MIN_MATCH:
+        return None
+    return x0 + mx / scale - box.left, y0 + my / scale - box.top
 
 
 def _clipped(

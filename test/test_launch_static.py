@@ -77,9 +77,13 @@ def node_parameter_table(executable: str) -> tuple[ParamSpec, ...]:
 
 
 def launch_value(literals: dict[str, Any], argument: str, text: str) -> Any:
-    """What the launch file's `_typed` makes of a launch argument's text."""
+    """What the launch file's `_typed` makes of a launch argument's text (None: not passed to the node)."""
     if literals["ARGUMENTS"][argument][2] == literals["BOOLEANS"]:
         return text == "true"
+    if argument in literals.get("OPTIONAL", []) and text == "":
+        return None
+    if argument in literals.get("INTEGERS", []):
+        return int(text)
     return float(text) if argument in literals["NUMBERS"] else text
 
 
@@ -123,7 +127,8 @@ def launch_problems(source: str) -> list[str]:
             elif argument in arguments:
                 default, _, choices = arguments[argument]
                 for text in [default, *(choices or [])]:
-                    reason = specs[parameter].check(launch_value(literals, argument, text))
+                    value = launch_value(literals, argument, text)
+                    reason = None if value is None else specs[parameter].check(value)
                     if reason:
                         problems.append(f"{executable}: {argument}:={text}: {reason}")
     return problems
@@ -141,12 +146,14 @@ def test_launch_file_is_consistent_with_setup_py_and_the_nodes():
 
 
 @pytest.mark.parametrize(("old", "new", "problem"), [
-    ('"loop": "loop"}', '"loop": "loop", "colour": "loop"}', "image_source_node declares no parameter 'colour'"),
+    ('"loop": "loop",', '"loop": "loop", "colour": "loop",', "image_source_node declares no parameter 'colour'"),
     ('"rate": ("10.0",', '"rate": ("fast",', "could not convert"),
-    ('NUMBERS = ["rate", "epsilon"]', 'NUMBERS = ["epsilon"]', "rate:=10.0: rate must be of type float"),
-    ('"device": "device"}', '"device": "device", "x": "gpu_id"}', "'gpu_id' is not a declared argument"),
+    ('NUMBERS = ["rate", "epsilon",', 'NUMBERS = ["epsilon",', "rate:=10.0: rate must be of type float"),
+    ('"device": "device",', '"device": "device", "x": "gpu_id",', "'gpu_id' is not a declared argument"),
     ('"adversarial_injector_node": camera', '"adversarial_injector": camera', "adversarial_injector is not a"),
     ('"attack": ("none",', '"attack": ("fgsm_x",', "attack must be one of"),
+    ('"detect_tiles": ("",', '"detect_tiles": ("9",', "detect_tiles must be <= 4"),
+    ('"attack_seed": ("",', '"attack_seed": ("x",', "invalid literal for int()"),
 ])
 def test_the_checks_catch_a_broken_launch_file(old: str, new: str, problem: str):
     source = LAUNCH.read_text()

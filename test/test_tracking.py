@@ -185,3 +185,17 @@ def test_a_tiled_sweep_finds_a_large_face_in_its_half_scale_pass_and_drops_a_fac
     for _ in range(3):
         faces = tracker.update(empty)
     assert faces == []
+
+
+def test_a_jump_between_tracker_updates_is_not_carried_blindly(predictor):
+    """track_every=5: frames between tracker updates are carried by landmarks, but a face that jumps (a cut, a
+    dropped stretch of frames) fails the template check, so no box is left where the face was."""
+    tracker = make_tracker(predictor, detect_every=100, track_every=5)
+    assert [f.id for f in tracker.update(frame_with_face(60, 40))] == [1]
+    moved = frame_with_face(380, 240)
+    faces = tracker.update(moved)
+    truth = FaceDetector(whole_image_fallback=False).detect(moved)[0]
+    assert all(iou(face.box, truth) > 0.5 for face in faces)  # wherever a face is reported, it is the face
+    for _ in range(3):  # the sweep that the loss started finds it again
+        faces = tracker.update(moved)
+    assert len(faces) == 1 and iou(faces[0].box, truth) > 0.5
