@@ -9,11 +9,13 @@ import numpy as np
 
 from emotion_perception.pipeline import FacePrediction
 
-_COLOURS = {"detector": (0, 200, 0), "tracker": (0, 200, 255), "whole_image": (200, 200, 0)}
+# BGR per box source: detector green, correlation tracker orange, carried by landmarks yellow, whole image teal.
+_COLOURS = {"detector": (0, 200, 0), "tracker": (0, 200, 255), "landmarks": (0, 230, 230),
+            "whole_image": (200, 200, 0)}
 
 
 def draw_faces(bgr: np.ndarray, faces: Iterable[tuple[int | None, FacePrediction]]) -> np.ndarray:
-    """Draw on `bgr` in place (and return it): green boxes for detections, orange for tracked faces."""
+    """Draw on `bgr` in place (and return it), boxes coloured by how they were found (see _COLOURS)."""
     for face_id, face in faces:
         box = face.box
         colour = _COLOURS.get(box.source, (255, 255, 255))

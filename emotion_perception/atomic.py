@@ -7,6 +7,7 @@ import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 
 @contextlib.contextmanager
@@ -21,6 +22,12 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         os.replace(partial, path)
     finally:
         partial.unlink(missing_ok=True)
+
+
+def save_figure(figure: Any, path: str | Path, **options: Any) -> None:
+    """Save a matplotlib figure to `path` atomically."""
+    with atomic_path(path) as partial:
+        figure.savefig(partial, **options)
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:

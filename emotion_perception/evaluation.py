@@ -10,6 +10,7 @@ from scipy import stats
 from sklearn.metrics import confusion_matrix, f1_score
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
+from emotion_perception.atomic import save_figure
 from emotion_perception.datasets import FaceDataset
 from emotion_perception.labels import VALENCE, VALENCE_LABELS
 
@@ -146,5 +147,5 @@ def plot_confusion(confusion: Sequence[Sequence[int]], labels: Sequence[str], pa
             axes.text(j, i, str(counts[i, j]), ha="center", va="center", color=colour, fontsize=8)
     figure.colorbar(image, ax=axes, fraction=0.046, label="row fraction (recall)")
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    save_figure(figure, path, dpi=120)
     plt.close(figure)

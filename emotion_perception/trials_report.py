@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from emotion_perception.atomic import atomic_path, save_figure
 from emotion_perception.evaluation import mean_ci95, plot_confusion
 
 ATTACK_TITLES = {
@@ -184,7 +185,7 @@ def csv_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
 
 def write_csv(path: Path, summary: dict[str, Any]) -> None:
     rows = csv_rows(summary)
-    with path.open("w", newline="") as handle:
+    with atomic_path(path) as partial, partial.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else ["model"])
         writer.writeheader()
         writer.writerows(rows)
@@ -313,7 +314,7 @@ def write_plots(out: Path, summary: dict[str, Any]) -> list[str]:
         axes.legend(fontsize=7, ncol=2)
         figure.tight_layout()
         name = f"per_class_{model}.png"
-        figure.savefig(out / name, dpi=110)
+        save_figure(figure, out / name, dpi=110)
         plt.close(figure)
         names.append(name)
     curves = [(model, attack, r) for model, row in results.items() for attack, r in row.items()
@@ -331,7 +332,7 @@ def write_plots(out: Path, summary: dict[str, Any]) -> list[str]:
         axes.legend(fontsize=7)
         axes.set_title("robust accuracy against attack strength", fontsize=9)
         figure.tight_layout()
-        figure.savefig(out / "accuracy_vs_eps.png", dpi=110)
+        save_figure(figure, out / "accuracy_vs_eps.png", dpi=110)
         plt.close(figure)
         names.append("accuracy_vs_eps.png")
     for model, row in results.items():

@@ -8,7 +8,6 @@ import sys
 
 import numpy as np
 
-from emotion_perception.atomic import atomic_path
 from emotion_perception.classifier import EmotionModel
 from emotion_perception.cli import CommandError
 from emotion_perception.commands.cnn_commands import add_cnn_args, evaluate_cnn
@@ -84,8 +83,7 @@ def run(args: argparse.Namespace) -> int:
         write_json(args.json, result)
     if args.plot:
         title = f"{'+'.join(args.data)} - {kind} - {result['protocol']} - accuracy {result['accuracy']:.3f}"
-        with atomic_path(args.plot) as partial:
-            plot_confusion(result["confusion"], result["labels"], partial, title)
+        plot_confusion(result["confusion"], result["labels"], args.plot, title)
     return 0
 
 

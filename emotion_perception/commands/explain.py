@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from emotion_perception import features
+from emotion_perception.atomic import save_figure, write_text_atomic
 from emotion_perception.cli import CommandError
 from emotion_perception.commands.common import add_analyzer_args, add_data_args, make_analyzer, make_cache, write_json
 from emotion_perception.datasets import FaceDataset
@@ -53,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     )
     args.out.mkdir(parents=True, exist_ok=True)
     write_json(args.out / "rules.json", ruleset.to_json())
-    (args.out / "rules.md").write_text(markdown(ruleset, explanations))
+    write_text_atomic(args.out / "rules.md", markdown(ruleset, explanations))
     for explanation in explanations:
         plot_tree_png(explanation, names, args.out / f"tree_{explanation.label}.png")
     mean = np.mean(list(ruleset.fidelity.values()))
@@ -172,5 +173,5 @@ def plot_tree_png(explanation: ClassExplanation, names: list[str], path: Path) -
               rounded=True, impurity=False, proportion=True, fontsize=8, ax=axes)
     axes.set_title(f"{explanation.label} vs rest: fidelity {explanation.fidelity:.3f} (held out), "
                    f"coverage {explanation.coverage:.3f}")
-    figure.savefig(path, dpi=80, bbox_inches="tight")
+    save_figure(figure, path, dpi=80, bbox_inches="tight")
     plt.close(figure)

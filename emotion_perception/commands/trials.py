@@ -8,6 +8,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from emotion_perception.atomic import write_text_atomic
 from emotion_perception.cli import CommandError
 from emotion_perception.commands.common import add_analyzer_args, make_analyzer, make_cache, write_json
 from emotion_perception.commands.train import max_features_arg
@@ -98,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     write_json(out / "results.json", summary)
     write_csv(out / "results.csv", summary)
     plots = write_plots(out, summary)
-    (out / "report.md").write_text(report_markdown(summary, command, plots))
+    write_text_atomic(out / "report.md", report_markdown(summary, command, plots))
     print_table(summary)
     print(f"report: {out / 'report.md'} ({summary['meta']['wall_seconds']:.1f} s, "
           f"{summary['meta']['cells_computed']} cells computed, {summary['meta']['cells_reused']} reused)")
