@@ -241,8 +241,11 @@ class FaceTracker:
         return faces
 
     def _start_sweep(self, width: int, height: int) -> None:
+        """With no face followed (a first frame, an empty scene, the last face lost) the whole frame is searched
+        at once, so that a face is found on the frame it appears in; otherwise the sweep is split."""
         self.detections += 1
-        self._sweep = sweep_regions(width, height, self.detect_scale, self.detect_tiles, self.detector.upsample)
+        tiles = self.detect_tiles if self._tracks else 1
+        self._sweep = sweep_regions(width, height, self.detect_scale, tiles, self.detector.upsample)
         self._confirmed = set()
 
     def _sweep_step(self, gray: np.ndarray) -> None:

@@ -159,18 +159,24 @@ def count_regions(tracker: FaceTracker) -> list[int]:
     return calls
 
 
-def test_a_tiled_sweep_finds_a_small_face_in_a_strip_one_region_per_frame(predictor):
-    tracker = make_tracker(predictor, detect_every=10, detect_tiles=2)
+def test_a_tiled_sweep_finds_a_new_small_face_in_a_strip_one_region_per_frame(predictor):
+    """With a face followed, a sweep searches one region per frame; a second ~90 px face (too small for the
+    half-scale pass) that appears meanwhile is found by a strip. With no face followed, the whole frame is
+    searched at once, so the first face is found on its first frame."""
+    second = cv2.resize(astronaut_gray()[FACE], (200, 220))
+    tracker = make_tracker(predictor, detect_every=5, detect_tiles=2)
     calls = count_regions(tracker)
     seen = []
-    for step in range(8):
+    for step in range(9):
         calls.append(0)
-        faces = tracker.update(frame_with_face(240 + 2 * step, 120))  # ~90 px: too small for the half-scale pass
-        seen.append([(f.id, f.box.source) for f in faces])
-    assert seen[0] == []  # the half-scale pass cannot see it
-    assert seen[1] == [(1, "detector")] and seen[2] == [(1, "detector")]  # both strips hold it: one id
-    assert all(ids == [(1, "tracker")] or ids == [(1, "landmarks")] for ids in seen[3:])
-    assert max(calls[1:]) == 1 and sum(calls[1:]) == 3 and tracker.detections == 1
+        frame = frame_with_face(20 + 2 * step, 40)
+        if step >= 3:
+            frame[240:460, 400:600] = second
+        seen.append(sorted(f.id for f in tracker.update(frame)))
+    assert seen[0] == [1] and calls[1] == 1  # the first frame: one whole-frame search
+    assert seen[1:6] == [[1]] * 5  # the sweep starts on frame 5 with the half-scale pass, which misses face 2
+    assert seen[7:] == [[1, 2], [1, 2]]  # the strips found it
+    assert max(calls[1:]) == 1 and sum(calls[1:]) == 4 and tracker.detections == 2
 
 
 def test_a_tiled_sweep_finds_a_large_face_in_its_half_scale_pass_and_drops_a_face_that_left(predictor):
