@@ -53,9 +53,14 @@ NODE_NAME = "resnet_emotion_node"
 TOPIC = "emotion_resnet"
 
 
+LANDMARK_ONLY = ("explain", "rules_path")  # the forest's explanation rules: nothing to do with the CNN
+
+
 def _resnet_params() -> tuple[ParamSpec, ...]:
     specs = []
     for spec in LANDMARK_NODE_PARAMS:
+        if spec.name in LANDMARK_ONLY:
+            continue
         if spec.name == "model_path":
             spec = dataclasses.replace(spec, description="CNN weights (.pt); empty: the small ResNet shipped "
                                        "with the package")
