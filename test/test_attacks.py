@@ -10,6 +10,7 @@ from face_images import astronaut_bgr, astronaut_gray, face_crop, two_faces
 from torch import nn
 
 from emotion_perception import attacks
+from emotion_perception.cnn import load_cnn
 from emotion_perception.face_crops import crop_face
 from emotion_perception.pipeline import FaceAnalyzer
 
@@ -270,3 +271,28 @@ def test_change_size_and_quantize_within():
     assert size["linf"] <= 0.01 and size["linf"] == pytest.approx(2 / 255)
     assert size["l2"] > 0
     assert attacks.change_size(image, image) == {"linf": 0.0, "l2": 0.0}
+
+
+def test_fgsm_and_pgd_on_the_shipped_cnn_raise_its_loss_and_flip_its_answer(analyzer):
+    """On the trained small ResNet (not a random one): FGSM at the paper's epsilon raises the loss of the true
+    label, and PGD at a few grey levels changes the answer, changing only crop pixels by at most epsilon."""
+    model, header = load_cnn()
+    pixels = attacks.pixel_model(model, header)
+    image = astronaut_gray()
+    box = analyzer.analyze(image)[0].box
+    size, happy = int(header["input_size"]), header["labels"].index("happy")
+
+    def crop_loss(frame: np.ndarray) -> tuple[float, int]:
+        crop = torch.from_numpy(crop_face(frame, box, size).astype(np.float32) / 255)[None, None]
+        with torch.no_grad():
+            logits = pixels(crop)
+        return float(F.cross_entropy(logits, torch.tensor([happy]))), int(logits.argmax())
+
+    clean_loss, clean_label = crop_loss(image)
+    assert clean_label == happy  # the astronaut smiles, and the shipped CNN sees it
+    for attack, epsilon in (("fgsm", 0.01), ("pgd", 0.03)):
+        out = attacks.attack_faces(image, [box], pixels, size, attack, epsilon=epsilon, labels=[happy], steps=10)
+        assert np.abs(out.astype(int) - image).max() <= np.floor(epsilon * 255)
+        attacked_loss, attacked_label = crop_loss(out)
+        assert attacked_loss > clean_loss
+    assert attacked_label != happy  # PGD at 7 grey levels fools it
