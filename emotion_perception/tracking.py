@@ -167,6 +167,7 @@ class FaceTracker:
         self._ids = itertools.count(1)
         self._since_detection = 0
         self._sweep: list[Region] = []  # the regions still to search in the running sweep
+        self._whole_next = False  # the next sweep searches the whole frame at once (the detector settings changed)
         self._confirmed: set[int] = set()  # ids found so far in the running sweep
         self.detections = 0  # sweeps started so far
         self.lost = 0  # tracks dropped because the tracker lost them
@@ -199,11 +200,16 @@ class FaceTracker:
         self.detect_tiles = int(detect_tiles)
 
     def apply_params(self, params: Mapping[str, Any]) -> None:
-        """Take the settings from a classifier node's parameters (names as in `node_params`)."""
+        """Take the settings from a classifier node's parameters (names as in `node_params`). A change of what
+        the detector finds starts a new detection on the next frame, so that it takes effect at once."""
+        finds = (self.detect_scale, self.min_face_size, self.max_faces, self.detector.upsample)
         self.configure(params["detect_every"], params["detect_scale"], params["min_tracking_psr"],
                        params["min_face_size"], self.match_iou, params["max_faces"], params["track_every"],
                        params["detect_tiles"])
         self.detector.upsample = params["upsample"]
+        if finds != (self.detect_scale, self.min_face_size, self.max_faces, self.detector.upsample):
+            self._sweep, self._whole_next = [], True
+            self._since_detection = self.detect_every
 
     def reset(self) -> None:
         """Forget all tracks (ids keep counting up, so an old id is never reused)."""
@@ -241,10 +247,12 @@ class FaceTracker:
         return faces
 
     def _start_sweep(self, width: int, height: int) -> None:
-        """With no face followed (a first frame, an empty scene, the last face lost) the whole frame is searched
-        at once, so that a face is found on the frame it appears in; otherwise the sweep is split."""
+        """With no face followed (a first frame, an empty scene, the last face lost) or new detector settings,
+        the whole frame is searched at once, so that a face is found on the frame it appears in; otherwise the
+        sweep is split."""
         self.detections += 1
-        tiles = self.detect_tiles if self._tracks else 1
+        tiles = self.detect_tiles if self._tracks and not self._whole_next else 1
+        self._whole_next = False
         self._sweep = sweep_regions(width, height, self.detect_scale, tiles, self.detector.upsample)
         self._confirmed = set()
 

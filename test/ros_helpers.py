@@ -176,3 +176,22 @@ def diagnostic_values(messages: list[DiagnosticArray], name_part: str) -> dict[s
             if name_part in status.name:
                 return {kv.key: kv.value for kv in status.values}
     return None
+
+
+def set_parameters(probe: Probe, node: str, **values: Any) -> list[Any]:
+    """`ros2 param set` for a node (its name relative to the probe's namespace): the SetParameters results."""
+    from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+    from rcl_interfaces.srv import SetParameters
+
+    request = SetParameters.Request()
+    for name, value in values.items():
+        if isinstance(value, bool):
+            pv = ParameterValue(type=ParameterType.PARAMETER_BOOL, bool_value=value)
+        elif isinstance(value, int):
+            pv = ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=value)
+        elif isinstance(value, float):
+            pv = ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=value)
+        else:
+            pv = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=value)
+        request.parameters.append(Parameter(name=name, value=pv))
+    return probe.call(SetParameters, f"{node}/set_parameters", request).results

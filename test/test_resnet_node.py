@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 from face_images import astronaut_bgr, two_faces
-from ros_helpers import Probe, detail_for, diagnostic_values, image_msg, raw_image, start_node
+from ros_helpers import Probe, detail_for, diagnostic_values, image_msg, raw_image, set_parameters, start_node
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
@@ -32,6 +32,7 @@ class Session:
         self.emotions = self.probe.collect(String, "emotion_resnet")
         self.details = self.probe.collect(String, "emotion_resnet/detail")
         self.diagnostics = self.probe.collect(DiagnosticArray, "/diagnostics")
+        self.debug = self.probe.collect(Image, "emotion_resnet/debug_image")
         self.stamp = 2000
 
     def answer(self, image: np.ndarray, frame_id: str = "camera", timeout: float = 30.0) -> dict:
@@ -106,6 +107,35 @@ def test_bad_frame_is_reported_and_the_node_keeps_answering(node):
     assert node.probe.spin_until(reported, 20), node.diag()
     assert node.process.alive()
     assert [f["label"] for f in node.answer(happy_frame())["faces"]] == ["happy"]
+
+
+def test_run_time_parameters_take_effect_and_bad_values_are_refused(node):
+    [bad] = set_parameters(node.probe, NODE, max_faces=0)
+    assert not bad.successful and "max_faces" in bad.reason
+    [structural] = set_parameters(node.probe, NODE, device="cpu")
+    assert not structural.successful and "configure" in structural.reason
+    assert all(r.successful for r in set_parameters(node.probe, NODE, publish_debug_image=True))
+    stamp = node.answer(happy_frame())["stamp"]
+    assert node.probe.spin_until(lambda: any(m.header.stamp.sec == stamp["sec"] for m in node.debug), 10)
+    debug = next(m for m in node.debug if m.header.stamp.sec == stamp["sec"])
+    assert (debug.encoding, debug.width, debug.height, debug.header.frame_id) == ("bgr8", 640, 480, "camera")
+    assert set_parameters(node.probe, NODE, publish_debug_image=False)[0].successful
+
+
+def test_frames_faster_than_processing_are_dropped_and_the_newest_is_answered(node):
+    assert all(r.successful for r in set_parameters(node.probe, NODE, detect_every=1, detect_tiles=1, upsample=1))
+    frame = happy_frame()
+    first = node.stamp
+    for _ in range(40):  # far faster than detection with up-sampling on every frame
+        node.stamp += 1
+        node.images.publish(image_msg(frame, node.stamp, 7))
+        time.sleep(0.005)
+    last = node.stamp
+    assert node.probe.spin_until(lambda: detail_for(node.details, last, 7) is not None, 30), node.process.log()
+    answered = sum(detail_for(node.details, s, 7) is not None for s in range(first + 1, last + 1))
+    assert answered < 40
+    assert node.probe.spin_until(lambda: (d := node.diag()) is not None and int(d["dropped_frames"]) > 0, 10)
+    assert all(r.successful for r in set_parameters(node.probe, NODE, detect_every=15, detect_tiles=2, upsample=0))
 
 
 def test_bad_start_parameters_are_rejected_with_a_reason(tmp_path):

@@ -9,6 +9,7 @@ from face_images import astronaut_gray
 
 from emotion_perception.faces import FaceBox, FaceDetector
 from emotion_perception.landmarks import LandmarkPredictor
+from emotion_perception.node_params import LANDMARK_NODE_PARAMS, defaults
 from emotion_perception.tracking import FaceTracker, Region, iou, match_boxes, sweep_regions
 
 FACE = (slice(30, 250), slice(120, 320))  # rows, columns of the astronaut photo holding her head
@@ -205,3 +206,19 @@ def test_a_jump_between_tracker_updates_is_not_carried_blindly(predictor):
     for _ in range(3):  # the sweep that the loss started finds it again
         faces = tracker.update(moved)
     assert len(faces) == 1 and iou(faces[0].box, truth) > 0.5
+
+
+def test_new_detector_settings_take_effect_on_the_next_frame(predictor):
+    """A face followed under the old settings that the new ones would not find is gone on the next frame."""
+    params = {**defaults(LANDMARK_NODE_PARAMS), "detect_every": 100}
+    tracker = make_tracker(predictor)
+    tracker.apply_params(params)
+    frame = frame_with_face(100, 60)
+    assert len(tracker.update(frame)) == 1 and len(tracker.update(frame)) == 1
+    tracker.apply_params({**params, "min_face_size": 300})  # the ~90 px face is now too small
+    assert tracker.update(frame) == [] and tracker.detections == 2
+    tracker.apply_params({**params, "detect_every": 50})  # tracking settings only: no new detection
+    tracker.update(frame)
+    assert tracker.detections == 3  # (no face followed, so that frame searched anyway)
+    tracker.update(frame)
+    assert tracker.detections == 3
