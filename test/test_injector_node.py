@@ -9,9 +9,7 @@ import cv2
 import numpy as np
 import pytest
 from face_images import astronaut_bgr, astronaut_gray
-from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
-from rcl_interfaces.srv import SetParameters
-from ros_helpers import Probe, image_msg, raw_image, start_node
+from ros_helpers import Probe, image_msg, raw_image, set_parameters, start_node
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
@@ -72,19 +70,7 @@ class Injector:
 
     def set(self, **values) -> list:
         """Set parameters through the node's service; the list of SetParametersResult."""
-        params = []
-        for name, value in values.items():
-            if isinstance(value, bool):
-                pv = ParameterValue(type=ParameterType.PARAMETER_BOOL, bool_value=value)
-            elif isinstance(value, int):
-                pv = ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=value)
-            elif isinstance(value, float):
-                pv = ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=value)
-            else:
-                pv = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=value)
-            params.append(Parameter(name=name, value=pv))
-        response = self.probe.call(SetParameters, f"{NODE}/set_parameters", SetParameters.Request(parameters=params))
-        return list(response.results)
+        return list(set_parameters(self.probe, NODE, **values))
 
     def close(self) -> None:
         self.probe.destroy()

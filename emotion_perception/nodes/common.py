@@ -239,3 +239,34 @@ def diagnostic_status(
         level, message = DiagnosticStatus.WARN, f"processing; last bad frame/error: {figures['last_error']}"
     values = [KeyValue(key=k, value=str(v)) for k, v in {**figures, **extra, "state": state}.items()]
     return DiagnosticStatus(level=level, name=name, message=message[:200], hardware_id="", values=values)
+
+
+def run_classifier_node(make_node: Callable[[], Any], name: str, args: list[str] | None = None) -> int:
+    """main() of a classifier lifecycle node: 2 for bad parameters, 1 when autostart cannot configure and
+    activate it, 0 after a clean shutdown."""
+    import rclpy
+    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+
+    rclpy.init(args=args)
+    try:
+        try:
+            node = make_node()
+        except ParameterError as error:
+            rclpy.logging.get_logger(name).error(f"bad parameters: {error}")
+            return 2
+        if node.params["autostart"] and not node.start():
+            node.get_logger().error("autostart failed: the node could not be configured and activated")
+            node.destroy_node()
+            return 1
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        try:
+            executor.spin()
+        except (KeyboardInterrupt, ExternalShutdownException):
+            pass
+        finally:
+            node._release_activity()
+            node.destroy_node()
+    finally:
+        rclpy.try_shutdown()
+    return 0

@@ -12,9 +12,7 @@ import sys
 import time
 from typing import Any
 
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image
@@ -30,7 +28,6 @@ from emotion_perception.landmarks import LandmarkPredictor
 from emotion_perception.node_params import LANDMARK_NODE_PARAMS
 from emotion_perception.nodes.common import (
     NewestFrameWorker,
-    ParameterError,
     ProcessingStats,
     declare_parameters,
     detail_json,
@@ -40,6 +37,7 @@ from emotion_perception.nodes.common import (
     image_to_bgr,
     image_to_gray,
     parameter_guard,
+    run_classifier_node,
     stamp_ns,
 )
 from emotion_perception.pipeline import FacePrediction, classify_camera_frame
@@ -238,29 +236,7 @@ class LandmarkEmotionNode(LifecycleNode):
 
 
 def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=args)
-    try:
-        try:
-            node = LandmarkEmotionNode()
-        except ParameterError as error:
-            rclpy.logging.get_logger(NODE_NAME).error(f"bad parameters: {error}")
-            return 2
-        if node.params["autostart"] and not node.start():
-            node.get_logger().error("autostart failed: the node could not be configured and activated")
-            node.destroy_node()
-            return 1
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-        try:
-            executor.spin()
-        except (KeyboardInterrupt, ExternalShutdownException):
-            pass
-        finally:
-            node._release_activity()
-            node.destroy_node()
-    finally:
-        rclpy.try_shutdown()
-    return 0
+    return run_classifier_node(LandmarkEmotionNode, NODE_NAME, args)
 
 
 if __name__ == "__main__":

@@ -15,10 +15,8 @@ import time
 from typing import Any
 
 import cv2
-import rclpy
 import torch
 from diagnostic_msgs.msg import DiagnosticArray
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image
@@ -34,7 +32,6 @@ from emotion_perception.landmarks import LandmarkPredictor
 from emotion_perception.node_params import LANDMARK_NODE_PARAMS, ParamSpec
 from emotion_perception.nodes.common import (
     NewestFrameWorker,
-    ParameterError,
     ProcessingStats,
     declare_parameters,
     detail_json,
@@ -44,6 +41,7 @@ from emotion_perception.nodes.common import (
     image_to_bgr,
     image_to_gray,
     parameter_guard,
+    run_classifier_node,
     stamp_ns,
 )
 from emotion_perception.pipeline import Face, FacePrediction
@@ -272,29 +270,7 @@ class ResnetEmotionNode(LifecycleNode):
 
 
 def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=args)
-    try:
-        try:
-            node = ResnetEmotionNode()
-        except ParameterError as error:
-            rclpy.logging.get_logger(NODE_NAME).error(f"bad parameters: {error}")
-            return 2
-        if node.params["autostart"] and not node.start():
-            node.get_logger().error("autostart failed: the node could not be configured and activated")
-            node.destroy_node()
-            return 1
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-        try:
-            executor.spin()
-        except (KeyboardInterrupt, ExternalShutdownException):
-            pass
-        finally:
-            node._release_activity()
-            node.destroy_node()
-    finally:
-        rclpy.try_shutdown()
-    return 0
+    return run_classifier_node(ResnetEmotionNode, NODE_NAME, args)
 
 
 if __name__ == "__main__":
