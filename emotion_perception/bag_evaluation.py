@@ -16,7 +16,7 @@ import contextlib
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -65,9 +65,12 @@ class LandmarkFrameClassifier:
 
 @dataclass
 class AttackSettings:
+    """The injector's attack, strength and seed, plus any other injector parameters (name -> value)."""
+
     name: str = "none"
     epsilon: float = 0.01
     seed: int = 0
+    params: dict[str, Any] = field(default_factory=dict)
 
 
 def make_attacker(settings: AttackSettings) -> Any:
@@ -76,8 +79,8 @@ def make_attacker(settings: AttackSettings) -> Any:
         return None
     from emotion_perception.injector import INJECTOR_PARAMS, FrameAttacker, InjectorSetupError
 
-    values = {**defaults(INJECTOR_PARAMS), "attack": settings.name, "epsilon": float(settings.epsilon),
-              "seed": int(settings.seed)}
+    values = {**defaults(INJECTOR_PARAMS), **settings.params, "attack": settings.name,
+              "epsilon": float(settings.epsilon), "seed": int(settings.seed)}
     try:
         return FrameAttacker(values)
     except InjectorSetupError as error:
@@ -134,7 +137,8 @@ def evaluate_bag(
     if attack.name != "none":
         settings.update(epsilon=attack.epsilon, seed=attack.seed)
     results = board.results("bag evaluate", str(bag), {
-        "settings": settings, "attack": {"name": attack.name, "epsilon": attack.epsilon, "seed": attack.seed},
+        "settings": settings, "attack": {"name": attack.name, "epsilon": attack.epsilon, "seed": attack.seed,
+                                          **({"params": attack.params} if attack.params else {})},
         "seconds": round(seconds, 3), "frames": frames, "bad_frames": bad})
     return EvaluationRun(results, frames, bad, seconds)
 

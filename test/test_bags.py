@@ -159,6 +159,24 @@ def test_bag_evaluate_attacks_every_frame_before_classifying(bag: Path, tmp_path
     assert all(offline[s][1] == pytest.approx(direct[s][1], abs=1e-4) for s in direct if direct[s][1] is not None)
 
 
+def test_bag_evaluate_passes_any_injector_parameter_and_refuses_bad_ones(bag: Path, tmp_path: Path):
+    out = tmp_path / "salted"
+    result = cli("bag", "evaluate", bag, "--out", out, "--attack", "salt_pepper", "--attack-param",
+                 "noise_amount=0.2", "--quiet")
+    assert result.returncode == 0, result.stderr
+    results = json.loads((out / "results.json").read_text())
+    assert results["attack"]["params"] == {"noise_amount": 0.2}
+    direct = direct_predictions(bag, {"attack": "salt_pepper", "noise_amount": 0.2})
+    assert {s: p[0] for s, p in frame_predictions(results).items()} == {s: p[0] for s, p in direct.items()}
+    for bad, words in (("noise_amount=2", "noise_amount must be <= 1.0"), ("colour=red", "NAME=VALUE"),
+                       ("steps=many", "steps must be a int")):
+        refused = cli("bag", "evaluate", bag, "--out", tmp_path / "refused", "--attack", "pgd", "--attack-param",
+                      bad, "--quiet")
+        lines = refused.stderr.strip().splitlines()
+        assert refused.returncode == 2 and len(lines) == 1 and words in lines[0], refused.stderr
+        assert not (tmp_path / "refused").exists()
+
+
 def test_bag_evaluate_replaces_an_earlier_report_but_nothing_else(bag: Path, evaluated: Path, tmp_path: Path):
     copy = tmp_path / "again"
     shutil.copytree(evaluated, copy)

@@ -47,6 +47,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                           "classification, as adversarial_injector_node does (default none)")
     evaluate.add_argument("--epsilon", type=float, default=0.01, help="fgsm/pgd L-inf bound on [0,1] pixels")
     evaluate.add_argument("--seed", type=int, default=0, help="seed of the attacks' random parts")
+    evaluate.add_argument("--attack-param", action="append", default=[], metavar="NAME=VALUE",
+                          help="any other adversarial_injector_node parameter, e.g. target_image=face.png (needed "
+                          "by scaling), steps=20, box_fill=mean; repeat for several")
     evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
     evaluate.set_defaults(func=run_evaluate)
 
@@ -64,6 +67,28 @@ def run_from_dataset(args: argparse.Namespace) -> int:
     return 0
 
 
+def attack_params(pairs: list[str]) -> dict[str, object]:
+    """NAME=VALUE texts -> injector parameter values of the types its specs declare; CommandError if bad."""
+    from emotion_perception.injector import INJECTOR_PARAMS
+    from emotion_perception.node_params import specs_by_name, validate
+
+    specs, values = specs_by_name(INJECTOR_PARAMS), {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        if not sep or name not in specs or name in ("attack", "epsilon", "seed"):
+            raise CommandError(f"--attack-param {pair!r}: expected NAME=VALUE with NAME one of "
+                               f"{', '.join(n for n in specs if n not in ('attack', 'epsilon', 'seed'))}")
+        kind = specs[name].kind
+        try:
+            values[name] = text.lower() == "true" if kind is bool else kind(text)
+        except ValueError:
+            raise CommandError(f"--attack-param {pair!r}: {name} must be a {kind.__name__}") from None
+    problems = validate(INJECTOR_PARAMS, values)
+    if problems:
+        raise CommandError("; ".join(problems))
+    return values
+
+
 def run_evaluate(args: argparse.Namespace) -> int:
     from emotion_perception.attacks import ATTACKS
     from emotion_perception.bag_evaluation import RESULTS_BAG, AttackSettings, LandmarkFrameClassifier, evaluate_bag
@@ -78,6 +103,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         check_output_folder(out)
     except ValueError as error:
         raise CommandError(str(error)) from None
+    params = attack_params(args.attack_param)
     model = EmotionModel.load(None if args.model == "forest" else args.model)
     with BagReader(args.bag, args.topic) as reader:  # check the bag before loading anything else
         total = reader.frame_count
@@ -90,7 +116,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     try:
         with tqdm(total=total, desc="frames", unit="frame", disable=args.quiet) as bar:
             run = evaluate_bag(args.bag, stage / RESULTS_BAG, classifier,
-                               AttackSettings(args.attack, args.epsilon, args.seed), args.topic,
+                               AttackSettings(args.attack, args.epsilon, args.seed, params), args.topic,
                                lambda n: bar.update(1))
         write_report(stage, run.results)
         replace_folder(stage, out)
