@@ -177,6 +177,22 @@ def test_trials_cli_writes_the_report_for_every_model_and_attack(faces, tmp_path
     assert "0 cells computed, 4 reused" in again.stdout
 
 
+def test_both_protocols_side_by_side(faces, tmp_path):
+    out = tmp_path / "both"
+    result = cli("trials", "--data", str(faces), "--models", "forest", "--feature-sets", "centroid", "--attacks",
+                 "clean,type_b", "--repeats", "2", "--protocol", "subject-kfold,paper", "--n-estimators", "5",
+                 "--out", str(out), "--cache", str(tmp_path / "lm.sqlite"), "--quiet")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((out / "results.json").read_text())
+    assert summary["protocol"] == "subject-kfold" and set(summary["by_protocol"]) == {"subject-kfold", "paper"}
+    for protocol in ("subject-kfold", "paper"):
+        row = summary["by_protocol"][protocol]["forest_centroid"]
+        assert set(row) == {"clean", "type_b"} and row["clean"]["repeats"] == 2
+    assert summary["results"] == summary["by_protocol"]["subject-kfold"]
+    report = (out / "report.md").read_text()
+    assert "Protocols side by side" in report and "| subject-kfold | paper |" in report
+
+
 @pytest.mark.parametrize(("args", "expected"), [
     (("--attacks", "clean,bogus"), "bogus"),
     (("--models", "svm"), "svm"),
