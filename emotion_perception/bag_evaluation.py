@@ -36,31 +36,56 @@ from emotion_perception.frames import FrameError, frame_to_gray
 from emotion_perception.landmarks import LandmarkPredictor
 from emotion_perception.node_params import LANDMARK_NODE_PARAMS, defaults
 from emotion_perception.outputs import detail_json
-from emotion_perception.pipeline import FacePrediction, classify_camera_frame
+from emotion_perception.pipeline import FaceClassifier, FacePrediction, classify_camera_frame, forest_classifier
 from emotion_perception.scoring import Scoreboard
 from emotion_perception.tracking import FaceTracker
 
 RESULTS_BAG = "results_bag"
 
 
-class LandmarkFrameClassifier:
-    """landmark_emotion_node's per-frame step with its default parameters, `detect_every` = `detect_tiles` = 1."""
+class FrameClassifier:
+    """A classifier node's per-frame step with its default parameters and `detect_every` = `detect_tiles` = 1:
+    the landmark forest's (`forest`) or the CNN's (`cnn`)."""
 
-    def __init__(self, model: EmotionModel, landmark_model: str | None = None,
-                 params: dict[str, Any] | None = None) -> None:
-        p = {**defaults(LANDMARK_NODE_PARAMS), **(params or {}), "detect_every": 1, "detect_tiles": 1}
-        self.params = p
-        self.model = model
+    def __init__(self, classify: FaceClassifier, name: str, detector: FaceDetector, landmark_model: str | None,
+                 params: dict[str, Any]) -> None:
+        self.params = params
+        self.classify_faces = classify
+        self.tracker = FaceTracker(detector, LandmarkPredictor(landmark_model or params["landmark_model_path"] or None))
+        self.tracker.apply_params(params)
+        self.name = name
+
+    @classmethod
+    def forest(cls, model: EmotionModel, landmark_model: str | None = None,
+               params: dict[str, Any] | None = None) -> FrameClassifier:
+        p = per_frame_params(params)
         detector = FaceDetector(p["upsample"], min_size=1, whole_image_fallback=False)  # as the node's
-        self.tracker = FaceTracker(detector, LandmarkPredictor(landmark_model or p["landmark_model_path"] or None))
-        self.tracker.apply_params(p)
-        self.name = f"landmark_forest:{model.name}"
+        return cls(forest_classifier(model), f"landmark_forest:{model.name}", detector, landmark_model, p)
+
+    @classmethod
+    def cnn(cls, model: str | None = None, landmark_model: str | None = None, params: dict[str, Any] | None = None,
+            device: str = "cpu") -> FrameClassifier:
+        """resnet_emotion_node's step with the CNN weights at `model` (default: the shipped ones)."""
+        from emotion_perception.cnn import CnnClassifier
+        from emotion_perception.cnn_pipeline import CnnPipeline
+
+        p = per_frame_params(params)
+        detector = FaceDetector(p["upsample"], min_size=1, whole_image_fallback=False)
+        pipeline = CnnPipeline(detector, CnnClassifier.load(model, device))
+        header = pipeline.classifier.header
+        return cls(pipeline.classify_faces, f"cnn_{header['arch']}:{pipeline.classifier.name}", detector,
+                   landmark_model, p)
 
     def classify(self, encoding: str, height: int, width: int, step: int, data: Any,
                  is_bigendian: bool) -> tuple[list[int], list[FacePrediction]]:
         """(face ids, predictions) of one frame given as sensor_msgs/Image fields; FrameError if bad."""
         gray = frame_to_gray(encoding, height, width, step, data, is_bigendian, self.params["max_image_pixels"])
-        return classify_camera_frame(self.tracker, self.model, gray, self.params["max_processing_width"])
+        return classify_camera_frame(self.tracker, self.classify_faces, gray, self.params["max_processing_width"])
+
+
+def per_frame_params(params: dict[str, Any] | None) -> dict[str, Any]:
+    """The node defaults with `params` over them, detecting on every frame and following nothing."""
+    return {**defaults(LANDMARK_NODE_PARAMS), **(params or {}), "detect_every": 1, "detect_tiles": 1}
 
 
 @dataclass
@@ -98,7 +123,7 @@ class EvaluationRun:
 
 
 def evaluate_bag(
-    bag: str | Path, results_bag: Path, classifier: LandmarkFrameClassifier, attack: AttackSettings,
+    bag: str | Path, results_bag: Path, classifier: FrameClassifier, attack: AttackSettings,
     image_topic: str, progress: Callable[[int], None] | None = None,
 ) -> EvaluationRun:
     """Classify every frame of `bag`, write `/emotion`, `/emotion/detail` and the ground truth (same stamps)
@@ -143,7 +168,7 @@ def evaluate_bag(
     return EvaluationRun(results, frames, bad, seconds)
 
 
-def _process(frame: BagFrame, index: int, classifier: LandmarkFrameClassifier,
+def _process(frame: BagFrame, index: int, classifier: FrameClassifier,
              attacker: Any) -> tuple[str, str | None] | None:
     """(detail document, primary label or None) of one frame; None for a frame that cannot be decoded."""
     start = time.perf_counter()

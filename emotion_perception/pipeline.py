@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -100,13 +101,22 @@ class EmotionPipeline:
         return classify_faces(self.model, self.analyzer.analyze(gray), gray)
 
 
+FaceClassifier = Callable[[np.ndarray, list[Face]], list[FacePrediction]]
+
+
+def forest_classifier(model: EmotionModel) -> FaceClassifier:
+    """(grey image, faces) -> predictions by the landmark forest, for `classify_camera_frame`."""
+    return lambda gray, faces: classify_faces(model, faces, gray)
+
+
 def classify_camera_frame(
-    tracker: FaceTracker, model: EmotionModel, gray: np.ndarray, max_width: int,
+    tracker: FaceTracker, classify: FaceClassifier, gray: np.ndarray, max_width: int,
 ) -> tuple[list[int], list[FacePrediction]]:
-    """landmark_emotion_node's step for one grey camera frame: (face ids, predictions), largest face first.
+    """A classifier node's step for one grey camera frame: (face ids, predictions), largest face first.
 
     Frames wider than `max_width` are processed downscaled; boxes and landmarks come back in the frame's
-    own pixels. With the tracker's `detect_every` = 1 the result depends on this frame only (`bag evaluate`).
+    own pixels. With the tracker's `detect_every` = `detect_tiles` = 1 the result depends on this frame only
+    (`bag evaluate`). `classify` scores the followed faces: the forest (`forest_classifier`) or the CNN.
     """
     height, width = gray.shape
     factor = 1.0
@@ -114,8 +124,7 @@ def classify_camera_frame(
         factor = max_width / width
         gray = cv2.resize(gray, (max_width, max(1, round(height * factor))), interpolation=cv2.INTER_AREA)
     tracked = tracker.update(gray)
-    predictions = classify_faces(model, [Face(face.box, face.landmarks) for face in tracked], gray)
+    predictions = classify(gray, [Face(face.box, face.landmarks) for face in tracked])
     if factor != 1.0:
-        for prediction in predictions:
-            prediction.box, prediction.landmarks = prediction.box.scaled(1 / factor), prediction.landmarks / factor
+        predictions = [replace(p, box=p.box.scaled(1 / factor), landmarks=p.landmarks / factor) for p in predictions]
     return [face.id for face in tracked], predictions

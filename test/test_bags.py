@@ -177,6 +177,28 @@ def test_bag_evaluate_passes_any_injector_parameter_and_refuses_bad_ones(bag: Pa
         assert not (tmp_path / "refused").exists()
 
 
+def test_bag_evaluate_with_the_cnn_predicts_what_the_cnn_pipeline_says(bag: Path, tmp_path: Path):
+    from emotion_perception.cnn_pipeline import CnnPipeline
+    from emotion_perception.faces import FaceDetector
+
+    out = tmp_path / "cnn"
+    result = cli("bag", "evaluate", bag, "--out", out, "--model", "cnn", "--quiet")
+    assert result.returncode == 0, result.stderr
+    results = json.loads((out / "results.json").read_text())
+    details = [json.loads(m.data) for _, m in read_all(out / "results_bag")["/emotion/detail"]]
+    assert details and all(d["model"].startswith("cnn_small_resnet:") for d in details)
+    pipeline = CnnPipeline(FaceDetector(0, min_size=1, whole_image_fallback=False))
+    direct = {}
+    with BagReader(bag) as reader:
+        for frame in reader.frames():
+            gray = frame_to_gray(frame.encoding, frame.height, frame.width, frame.step, frame.data,
+                                 frame.is_bigendian)
+            faces = pipeline.run(gray)
+            direct[frame.stamp_ns] = faces[0].label if faces else None
+    assert {s: p[0] for s, p in frame_predictions(results).items()} == direct
+    assert sum(label is not None for label in direct.values()) == 6
+
+
 def test_bag_evaluate_replaces_an_earlier_report_but_nothing_else(bag: Path, evaluated: Path, tmp_path: Path):
     copy = tmp_path / "again"
     shutil.copytree(evaluated, copy)

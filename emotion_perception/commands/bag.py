@@ -39,8 +39,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--out", required=True, metavar="DIR",
                           help="report folder (report.md, results.json, results_bag/); new, empty or an "
                           "earlier report")
-    evaluate.add_argument("--model", default="forest", metavar="forest|PATH",
-                          help="forest model: the shipped one (forest, default) or a .npz file")
+    evaluate.add_argument("--model", default="forest", metavar="forest|cnn|PATH",
+                          help="forest (the shipped landmark forest, default), cnn (the shipped small ResNet, "
+                          "resnet_emotion_node's step), or a .npz forest / .pt CNN file")
     evaluate.add_argument("--landmark-model", default=None, help="dlib 68-point .dat file (default: shipped)")
     evaluate.add_argument("--topic", default=IMAGE_TOPIC, help=f"image topic (default {IMAGE_TOPIC})")
     evaluate.add_argument("--attack", default="none", help="attack applied to every frame before "
@@ -91,7 +92,7 @@ def attack_params(pairs: list[str]) -> dict[str, object]:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     from emotion_perception.attacks import ATTACKS
-    from emotion_perception.bag_evaluation import RESULTS_BAG, AttackSettings, LandmarkFrameClassifier, evaluate_bag
+    from emotion_perception.bag_evaluation import RESULTS_BAG, AttackSettings, FrameClassifier, evaluate_bag
     from emotion_perception.classifier import EmotionModel
 
     if args.attack != "none" and args.attack not in ATTACKS:
@@ -104,12 +105,15 @@ def run_evaluate(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise CommandError(str(error)) from None
     params = attack_params(args.attack_param)
-    model = EmotionModel.load(None if args.model == "forest" else args.model)
     with BagReader(args.bag, args.topic) as reader:  # check the bag before loading anything else
         total = reader.frame_count
         if reader.truth_connection is None:
             raise CommandError(f"{args.bag}: no {GROUND_TRUTH_TOPIC} topic, nothing to score against")
-    classifier = LandmarkFrameClassifier(model, args.landmark_model)
+    if args.model == "cnn" or args.model.endswith(".pt"):
+        classifier = FrameClassifier.cnn(None if args.model == "cnn" else args.model, args.landmark_model)
+    else:
+        model = EmotionModel.load(None if args.model == "forest" else args.model)
+        classifier = FrameClassifier.forest(model, args.landmark_model)
     out.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     stage.chmod(0o755)

@@ -40,7 +40,7 @@ from emotion_perception.nodes.common import (
     run_classifier_node,
     stamp_ns,
 )
-from emotion_perception.pipeline import FacePrediction, classify_camera_frame
+from emotion_perception.pipeline import FacePrediction, classify_camera_frame, forest_classifier
 from emotion_perception.tracking import FaceTracker
 
 NODE_NAME = "landmark_emotion_node"
@@ -178,7 +178,7 @@ class LandmarkEmotionNode(LifecycleNode):
         if gray.shape != self._last_shape:
             tracker.reset()
             self._last_shape = gray.shape
-        ids, predictions = classify_camera_frame(tracker, model, gray, p["max_processing_width"])
+        ids, predictions = classify_camera_frame(tracker, forest_classifier(model), gray, p["max_processing_width"])
         height, width = gray.shape
         self._publish(msg, width, height, ids, predictions, start)
 

@@ -14,7 +14,6 @@ import sys
 import time
 from typing import Any
 
-import cv2
 import torch
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
@@ -44,7 +43,7 @@ from emotion_perception.nodes.common import (
     run_classifier_node,
     stamp_ns,
 )
-from emotion_perception.pipeline import Face, FacePrediction
+from emotion_perception.pipeline import FacePrediction, classify_camera_frame
 from emotion_perception.tracking import FaceTracker
 
 NODE_NAME = "resnet_emotion_node"
@@ -204,21 +203,12 @@ class ResnetEmotionNode(LifecycleNode):
             self._stats.frame_failed(f"{msg.width}x{msg.height} {msg.encoding!r}: {error}", bad_frame=True)
             self.get_logger().warning(f"bad frame skipped: {error}", throttle_duration_sec=5.0)
             return
-        height, width = gray.shape
-        factor = 1.0
-        if width > p["max_processing_width"]:
-            factor = p["max_processing_width"] / width
-            gray = cv2.resize(gray, (p["max_processing_width"], max(1, round(height * factor))),
-                              interpolation=cv2.INTER_AREA)
         if gray.shape != self._last_shape:
             tracker.reset()
             self._last_shape = gray.shape
-        tracked = tracker.update(gray)
-        predictions = cnn.classify_faces(gray, [Face(face.box, face.landmarks) for face in tracked])
-        if factor != 1.0:
-            predictions = [dataclasses.replace(face, box=face.box.scaled(1 / factor),
-                                               landmarks=face.landmarks / factor) for face in predictions]
-        self._publish(msg, width, height, [face.id for face in tracked], predictions, start)
+        ids, predictions = classify_camera_frame(tracker, cnn.classify_faces, gray, p["max_processing_width"])
+        height, width = gray.shape
+        self._publish(msg, width, height, ids, predictions, start)
 
     def _publish(self, msg: Image, width: int, height: int, ids: list[int], predictions: list[FacePrediction],
                  start: float) -> None:
