@@ -7,7 +7,7 @@ value with `validate`; the YAML configuration is checked against the very same s
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +83,29 @@ LANDMARK_NODE_PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("rules_path", "", "rules file of the forest (rules.json of `emotion-perception explain`); empty: "
               "the shipped rules of the shipped forest", must_exist=True),
 )
+
+
+LANDMARK_ONLY = ("explain", "rules_path")  # the forest's explanation rules: nothing to do with the CNN
+
+
+def _resnet_params() -> tuple[ParamSpec, ...]:
+    """resnet_emotion_node's parameters: the landmark node's detection and tracking ones, its own model file,
+    device and threads."""
+    specs = []
+    for spec in LANDMARK_NODE_PARAMS:
+        if spec.name in LANDMARK_ONLY:
+            continue
+        if spec.name == "model_path":
+            spec = replace(spec, description="CNN weights (.pt); empty: the small ResNet shipped with the package")
+        specs.append(spec)
+        if spec.name == "model_path":
+            specs.append(ParamSpec("device", "auto", "where the CNN runs; auto and cuda fall back to the CPU "
+                                   "when no GPU is usable", choices=("auto", "cpu", "cuda")))
+            specs.append(ParamSpec("cpu_threads", 0, "torch CPU threads (0: torch's default)", 0, 256))
+    return tuple(specs)
+
+
+RESNET_NODE_PARAMS = _resnet_params()
 
 
 def specs_by_name(specs: Iterable[ParamSpec]) -> dict[str, ParamSpec]:

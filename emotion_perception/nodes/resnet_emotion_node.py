@@ -9,7 +9,6 @@ without a usable GPU it runs on the CPU and says so in the log.
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 import time
 from typing import Any
@@ -28,7 +27,7 @@ from emotion_perception.errors import USER_ERRORS
 from emotion_perception.faces import FaceDetector
 from emotion_perception.images import ImageError
 from emotion_perception.landmarks import LandmarkPredictor
-from emotion_perception.node_params import LANDMARK_NODE_PARAMS, ParamSpec
+from emotion_perception.node_params import RESNET_NODE_PARAMS
 from emotion_perception.nodes.common import (
     NewestFrameWorker,
     ProcessingStats,
@@ -50,26 +49,7 @@ NODE_NAME = "resnet_emotion_node"
 TOPIC = "emotion_resnet"
 
 
-LANDMARK_ONLY = ("explain", "rules_path")  # the forest's explanation rules: nothing to do with the CNN
 
-
-def _resnet_params() -> tuple[ParamSpec, ...]:
-    specs = []
-    for spec in LANDMARK_NODE_PARAMS:
-        if spec.name in LANDMARK_ONLY:
-            continue
-        if spec.name == "model_path":
-            spec = dataclasses.replace(spec, description="CNN weights (.pt); empty: the small ResNet shipped "
-                                       "with the package")
-        specs.append(spec)
-        if spec.name == "model_path":
-            specs.append(ParamSpec("device", "auto", "where the CNN runs; auto and cuda fall back to the CPU "
-                                   "when no GPU is usable", choices=("auto", "cpu", "cuda")))
-            specs.append(ParamSpec("cpu_threads", 0, "torch CPU threads (0: torch's default)", 0, 256))
-    return tuple(specs)
-
-
-RESNET_NODE_PARAMS = _resnet_params()
 
 
 class ResnetEmotionNode(LifecycleNode):
