@@ -27,11 +27,11 @@ setup(
     entry_points={
         "console_scripts": [
             f"emotion-perception = {PACKAGE}.cli:main",
-            f"landmark_emotion_node = {PACKAGE}.nodes.landmark_emotion_node:main",
-            f"image_source_node = {PACKAGE}.nodes.image_source_node:main",
-            f"resnet_emotion_node = {PACKAGE}.nodes.resnet_emotion_node:main",
-            f"adversarial_injector_node = {PACKAGE}.nodes.adversarial_injector_node:main",
-            f"scorer_node = {PACKAGE}.nodes.scorer_node:main",
+            f"landmark_emotion_node = {PACKAGE}.ros.nodes.landmark_emotion_node:main",
+            f"image_source_node = {PACKAGE}.ros.nodes.image_source_node:main",
+            f"resnet_emotion_node = {PACKAGE}.ros.nodes.resnet_emotion_node:main",
+            f"adversarial_injector_node = {PACKAGE}.ros.nodes.adversarial_injector_node:main",
+            f"scorer_node = {PACKAGE}.ros.nodes.scorer_node:main",
         ],
     },
 )

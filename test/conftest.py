@@ -6,7 +6,7 @@ import os
 import sys
 from pathlib import Path
 
-from emotion_perception.ros_env import localhost_environment
+from emotion_perception.ros.env import localhost_environment
 
 # 100..199: a session-private domain id, so that parallel sessions on one machine do not see each other.
 # Discovery and UDP on loopback only; large frames through shared memory (config/fastdds_large_frames_localhost.xml).

@@ -24,7 +24,7 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 
-from emotion_perception.frames import encode_frame
+from emotion_perception.core.frames import encode_frame
 
 REPO = Path(__file__).resolve().parents[1]
 

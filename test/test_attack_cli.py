@@ -11,8 +11,8 @@ import pytest
 from face_images import astronaut_bgr, astronaut_gray, face_crop
 
 from emotion_perception.cli import main
-from emotion_perception.cnn import build_model, save_cnn
-from emotion_perception.images import read_gray
+from emotion_perception.core.images import read_gray
+from emotion_perception.models.cnn import build_model, save_cnn
 
 IMAGES = ("happy/astronaut.png", "happy/crop.png", "sadness/mirrored.png", "sadness/tilted.bmp")
 

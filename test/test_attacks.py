@@ -9,10 +9,10 @@ import torch.nn.functional as F
 from face_images import astronaut_bgr, astronaut_gray, face_crop, two_faces
 from torch import nn
 
-from emotion_perception import attacks
-from emotion_perception.cnn import load_cnn
-from emotion_perception.face_crops import crop_face
-from emotion_perception.pipeline import FaceAnalyzer
+from emotion_perception.attacks import perturbations as attacks
+from emotion_perception.core.pipeline import FaceAnalyzer
+from emotion_perception.models.cnn import load_cnn
+from emotion_perception.models.crops import crop_face
 
 
 @pytest.fixture(scope="module")

@@ -16,9 +16,9 @@ from diagnostic_msgs.msg import DiagnosticArray
 from ros_helpers import Probe, diagnostic_values, start_node
 from std_msgs.msg import String
 
-from emotion_perception.bag_evaluation import AttackSettings, FrameClassifier, evaluate_bag
-from emotion_perception.bags import write_dataset_bag
-from emotion_perception.classifier import EmotionModel
+from emotion_perception.data.bags import write_dataset_bag
+from emotion_perception.experiments.bag_evaluation import AttackSettings, FrameClassifier, evaluate_bag
+from emotion_perception.models.landmark_model import EmotionModel
 
 
 @pytest.fixture
@@ -43,10 +43,10 @@ def test_live_replay_report_equals_offline_evaluation_except_dropped_frames(prob
     diagnostics = probe.collect(DiagnosticArray, "/diagnostics")
     scores = probe.collect(String, "scores")
     report = tmp_path / "live_report"
-    scorer = start_node("emotion_perception.nodes.scorer_node", tmp_path, namespace, {
+    scorer = start_node("emotion_perception.ros.nodes.scorer_node", tmp_path, namespace, {
         "detail_topics": ["emotion/detail"], "report_dir": str(report), "expected_frames": summary.labelled,
         "idle_timeout": 5.0, "exit_when_done": True, "source": str(bag)})
-    classifier = start_node("emotion_perception.nodes.landmark_emotion_node", tmp_path, namespace,
+    classifier = start_node("emotion_perception.ros.nodes.landmark_emotion_node", tmp_path, namespace,
                             {"detect_every": 1, "detect_tiles": 1})
     source = None
     try:
@@ -54,7 +54,7 @@ def test_live_replay_report_equals_offline_evaluation_except_dropped_frames(prob
                                  and diagnostic_values(diagnostics, f"{namespace}/landmark_emotion_node")
                                  is not None, 40)
         assert ready, scorer.log() + classifier.log()
-        source = start_node("emotion_perception.nodes.image_source_node", tmp_path, namespace, {
+        source = start_node("emotion_perception.ros.nodes.image_source_node", tmp_path, namespace, {
             "source_type": "bag", "source": str(bag), "rate_factor": 5.0, "wait_for_subscribers": 1})
         # the source stays up until the scorer is done: its ground truth is transient-local, so a scorer
         # whose subscription matched late still receives every record

@@ -17,13 +17,14 @@ from rosbags.highlevel import AnyReader
 from rosbags.rosbag2 import Writer
 from rosbags.typesys import Stores, get_typestore
 
-from emotion_perception.bags import GROUND_TRUTH_TOPIC, IMAGE_TOPIC, BagError, BagReader, write_dataset_bag
-from emotion_perception.classifier import EmotionModel
-from emotion_perception.frames import frame_to_gray
-from emotion_perception.injector import INJECTOR_PARAMS, FrameAttacker
-from emotion_perception.node_params import defaults
-from emotion_perception.pipeline import EmotionPipeline, FaceAnalyzer
-from emotion_perception.scoring import Scoreboard
+from emotion_perception.attacks.injector import INJECTOR_PARAMS, FrameAttacker
+from emotion_perception.core.errors import BagError
+from emotion_perception.core.frames import frame_to_gray
+from emotion_perception.core.params import defaults
+from emotion_perception.core.pipeline import EmotionPipeline, FaceAnalyzer
+from emotion_perception.data.bags import GROUND_TRUTH_TOPIC, IMAGE_TOPIC, BagReader, write_dataset_bag
+from emotion_perception.experiments.scoring import Scoreboard
+from emotion_perception.models.landmark_model import EmotionModel
 
 START_NS = 1_700_000_000_000_000_000
 CLI = [sys.executable, "-m", "emotion_perception"]
@@ -178,8 +179,8 @@ def test_bag_evaluate_passes_any_injector_parameter_and_refuses_bad_ones(bag: Pa
 
 
 def test_bag_evaluate_with_the_cnn_predicts_what_the_cnn_pipeline_says(bag: Path, tmp_path: Path):
-    from emotion_perception.cnn_pipeline import CnnPipeline
-    from emotion_perception.faces import FaceDetector
+    from emotion_perception.core.faces import FaceDetector
+    from emotion_perception.models.cnn_pipeline import CnnPipeline
 
     out = tmp_path / "cnn"
     result = cli("bag", "evaluate", bag, "--out", out, "--model", "cnn", "--quiet")

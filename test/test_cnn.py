@@ -12,10 +12,12 @@ import pytest
 import torch
 from face_images import astronaut_gray, face_crop
 
-from emotion_perception.cnn import (
+from emotion_perception.core.errors import CnnFileError, EmotionPerceptionError
+from emotion_perception.core.faces import FaceBox
+from emotion_perception.core.pipeline import FaceAnalyzer
+from emotion_perception.models.cnn import (
     ARCHS,
     CnnClassifier,
-    CnnFileError,
     build_model,
     count_parameters,
     crops_to_tensor,
@@ -26,12 +28,9 @@ from emotion_perception.cnn import (
     resolve_device,
     save_cnn,
 )
-from emotion_perception.cnn_pipeline import CnnPipeline
-from emotion_perception.cnn_training import EarlyStopping, TrainSettings, resnet_lr_factor, train_cnn
-from emotion_perception.errors import USER_ERRORS
-from emotion_perception.face_crops import augment, crop_face, landmarks_from_crop, landmarks_in_crop
-from emotion_perception.faces import FaceBox
-from emotion_perception.pipeline import FaceAnalyzer
+from emotion_perception.models.cnn_pipeline import CnnPipeline
+from emotion_perception.models.cnn_training import EarlyStopping, TrainSettings, resnet_lr_factor, train_cnn
+from emotion_perception.models.crops import augment, crop_face, landmarks_from_crop, landmarks_in_crop
 
 torch.set_num_threads(1)
 
@@ -95,7 +94,7 @@ def test_weight_file_holds_tensors_only(tmp_path: Path):
 
 
 def test_corrupt_truncated_and_mismatched_files_raise_one_clear_error(tmp_path: Path):
-    assert issubclass(CnnFileError, USER_ERRORS)
+    assert issubclass(CnnFileError, EmotionPerceptionError)
     good = tmp_path / "good.pt"
     save_cnn(good, build_model("dcnn", 3, 48), header_for("dcnn"))
 

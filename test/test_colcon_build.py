@@ -51,7 +51,7 @@ def test_colcon_build_installs_launch_config_package_xml_scripts_and_package_dat
     for data in ("models/default_forest.npz", "assets/manifest.csv", "assets/demo_00.jpg", "assets/PROVENANCE.md"):
         assert (site / data).is_file(), data
     located = subprocess.run(
-        [sys.executable, "-c", "import emotion_perception.sources as s; print(s.DEMO_FRAMES)"],
+        [sys.executable, "-c", "import emotion_perception.data.sources as s; print(s.DEMO_FRAMES)"],
         capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(site.parent)), cwd=tmp_path,
     )
     assert Path(located.stdout.strip()) == site / "assets", located.stderr

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 from face_images import astronaut_gray, face_crop
 
-from emotion_perception.datasets import DatasetError, concat, load_folder
-from emotion_perception.landmark_cache import LandmarkCache, extract_dataset
-from emotion_perception.pipeline import FaceAnalyzer
+from emotion_perception.core.errors import DatasetError
+from emotion_perception.core.pipeline import FaceAnalyzer
+from emotion_perception.data.datasets import concat, load_folder
+from emotion_perception.data.landmark_cache import LandmarkCache, extract_dataset
 
 
 def make_folder(root: Path, manifest: bool) -> Path:

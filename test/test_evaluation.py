@@ -5,8 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from emotion_perception.datasets import FaceDataset
-from emotion_perception.evaluation import mean_ci95, metrics, plot_confusion, split_indices
+from emotion_perception.data.datasets import FaceDataset
+from emotion_perception.experiments.evaluation import mean_ci95, metrics, plot_confusion, split_indices
 
 
 def toy_dataset(n_subjects: int = 12, per_subject: int = 6, with_split: bool = False) -> FaceDataset:

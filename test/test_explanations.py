@@ -13,15 +13,9 @@ from sklearn.model_selection import GroupKFold
 from sklearn.tree import DecisionTreeClassifier
 from test_cli import cli, error_line, make_face_folder
 
-from emotion_perception import features
-from emotion_perception.explanations import (
-    RuleSet,
-    RulesFileError,
-    explain,
-    rules_predict,
-    score_rules,
-    tree_rules,
-)
+from emotion_perception.core.errors import RulesFileError
+from emotion_perception.experiments.explanations import RuleSet, explain, rules_predict, score_rules, tree_rules
+from emotion_perception.features import sets as features
 
 CLASSES = ["a", "b", "c"]
 
@@ -94,7 +88,7 @@ def test_fired_without_a_label_picks_the_most_precise_rule_and_checks_the_width(
 
 
 def test_shipped_rules_load_and_name_the_shipped_forest():
-    from emotion_perception.classifier import EmotionModel
+    from emotion_perception.models.landmark_model import EmotionModel
 
     ruleset = RuleSet.load()
     assert ruleset.mismatch(EmotionModel.load().name) is None

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 from face_images import astronaut_gray, face_crop, two_faces
 
-from emotion_perception.faces import FaceDetector
-from emotion_perception.landmarks import LandmarkPredictor, ModelFileError, default_predictor_path
-from emotion_perception.pipeline import FaceAnalyzer
+from emotion_perception.core.errors import ModelFileError
+from emotion_perception.core.faces import FaceDetector
+from emotion_perception.core.landmarks import LandmarkPredictor, default_predictor_path
+from emotion_perception.core.pipeline import FaceAnalyzer
 
 
 @pytest.fixture(scope="module")

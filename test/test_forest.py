@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from sklearn.datasets import make_classification
 
-from emotion_perception.forest import FlatForest, ForestFileError, load_forest, save_forest, train_forest
+from emotion_perception.core.errors import ForestFileError
+from emotion_perception.models.forest import FlatForest, load_forest, save_forest, train_forest
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +118,7 @@ def test_wrong_feature_count_is_rejected(fitted):
 
 
 def test_atomic_path_leaves_nothing_when_the_writer_fails(tmp_path: Path):
-    from emotion_perception.atomic import atomic_path
+    from emotion_perception.core.atomic import atomic_path
 
     target = tmp_path / "plot.png"
     target.write_bytes(b"old")

@@ -16,7 +16,7 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import String
 from test_sources import pattern, write_bag
 
-MODULE = "emotion_perception.nodes.image_source_node"
+MODULE = "emotion_perception.ros.nodes.image_source_node"
 
 
 def stamp_of(message: Image) -> tuple[int, int]:

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 from face_images import astronaut_bgr
 
-from emotion_perception.frames import FrameError, decode_frame, encode_frame, frame_to_bgr, frame_to_gray
-from emotion_perception.images import ImageError, read_gray, to_gray_u8
+from emotion_perception.core.errors import FrameError, ImageError
+from emotion_perception.core.frames import decode_frame, encode_frame, frame_to_bgr, frame_to_gray
+from emotion_perception.core.images import read_gray, to_gray_u8
 
 
 def test_read_gray_handles_colour_grey_16bit_and_alpha(tmp_path: Path):

@@ -6,16 +6,11 @@ import pytest
 import skimage.data
 from face_images import astronaut_bgr, astronaut_gray
 
-from emotion_perception import attacks
-from emotion_perception.frames import FrameError, encode_frame
-from emotion_perception.injector import (
-    INJECTOR_PARAMS,
-    FrameAttacker,
-    InjectorSetupError,
-    attack_params,
-    frame_seed,
-)
-from emotion_perception.node_params import defaults, validate
+from emotion_perception.attacks import perturbations as attacks
+from emotion_perception.attacks.injector import INJECTOR_PARAMS, FrameAttacker, attack_params, frame_seed
+from emotion_perception.core.errors import FrameError, InjectorSetupError
+from emotion_perception.core.frames import encode_frame
+from emotion_perception.core.params import defaults, validate
 
 
 def settings(**changes) -> dict:

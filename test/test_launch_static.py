@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from emotion_perception.node_params import ParamSpec, validate
+from emotion_perception.core.params import ParamSpec, validate
 
 REPO = Path(__file__).resolve().parents[1]
 LAUNCH = REPO / "launch" / "emotion_perception.launch.py"

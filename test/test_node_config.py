@@ -4,7 +4,7 @@ from pathlib import Path
 
 import yaml
 
-from emotion_perception.node_params import LANDMARK_NODE_PARAMS, ParamSpec, defaults, validate
+from emotion_perception.core.params import LANDMARK_NODE_PARAMS, ParamSpec, defaults, validate
 
 CONFIG = Path(__file__).resolve().parents[1] / "config" / "emotion_perception.yaml"
 

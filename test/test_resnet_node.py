@@ -13,7 +13,7 @@ from ros_helpers import Probe, detail_for, diagnostic_values, image_msg, raw_ima
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
-MODULE = "emotion_perception.nodes.resnet_emotion_node"
+MODULE = "emotion_perception.ros.nodes.resnet_emotion_node"
 NODE = "resnet_emotion_node"
 
 

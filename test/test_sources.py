@@ -13,11 +13,11 @@ import pytest
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
-from emotion_perception.node_params import defaults, validate
-from emotion_perception.sources import (
+from emotion_perception.core.errors import SourceError
+from emotion_perception.core.params import defaults, validate
+from emotion_perception.data.sources import (
     DEMO_FRAMES,
     SOURCE_NODE_PARAMS,
-    SourceError,
     bag_frames,
     camera_frames,
     folder_frames,
@@ -232,10 +232,10 @@ def test_parameter_defaults_pass_their_own_checks():
 
 
 def test_bundled_demo_frames_are_small_licensed_and_show_a_happy_face_then_none():
-    from emotion_perception.classifier import EmotionModel
-    from emotion_perception.faces import FaceDetector
-    from emotion_perception.landmarks import LandmarkPredictor
-    from emotion_perception.pipeline import EmotionPipeline, FaceAnalyzer
+    from emotion_perception.core.faces import FaceDetector
+    from emotion_perception.core.landmarks import LandmarkPredictor
+    from emotion_perception.core.pipeline import EmotionPipeline, FaceAnalyzer
+    from emotion_perception.models.landmark_model import EmotionModel
 
     assert "public domain" in (DEMO_FRAMES / "PROVENANCE.md").read_text()
     assert sum(p.stat().st_size for p in DEMO_FRAMES.iterdir() if p.is_file()) < 1_000_000

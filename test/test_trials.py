@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 from face_images import astronaut_gray, shared_dataset
 
-from emotion_perception.black_box import square_attack
-from emotion_perception.datasets import load_folder
-from emotion_perception.evaluation import mean_ci95
-from emotion_perception.landmark_cache import LandmarkCache
-from emotion_perception.pipeline import FaceAnalyzer
-from emotion_perception.trials import TrialData, TrialSettings, run_trials
-from emotion_perception.trials_report import paired_test, summarize, welch_test
+from emotion_perception.attacks.black_box import square_attack
+from emotion_perception.core.pipeline import FaceAnalyzer
+from emotion_perception.data.datasets import load_folder
+from emotion_perception.data.landmark_cache import LandmarkCache
+from emotion_perception.experiments.evaluation import mean_ci95
+from emotion_perception.experiments.trials import TrialData, TrialSettings, run_trials
+from emotion_perception.experiments.trials_report import paired_test, summarize, welch_test
 
 REQUIRED_CELL_KEYS = {"accuracy_mean", "ci95", "per_class", "seconds"}
 

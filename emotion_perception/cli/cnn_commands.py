@@ -1,0 +1,193 @@
+"""The CNN side of the CLI: `train cnn`, `evaluate --model-kind cnn`, `predict --model cnn` and the CNN bench.
+
+The `train`, `evaluate`, `predict` and `bench` modules call these functions; nothing here registers itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import replace
+
+import numpy as np
+import torch
+
+from emotion_perception.cli.common import add_data_args, make_analyzer
+from emotion_perception.core.errors import CommandError
+from emotion_perception.core.faces import FaceDetector
+from emotion_perception.data.datasets import FaceDataset
+from emotion_perception.experiments.evaluation import known_label_index, metrics, saved_model_index
+from emotion_perception.experiments.landmark_experiments import load_datasets
+from emotion_perception.models.cnn import ARCHS, INPUT_SIZES, CnnClassifier, default_cnn_path, resolve_device, save_cnn
+from emotion_perception.models.cnn_pipeline import CnnPipeline
+from emotion_perception.models.cnn_training import TrainSettings, cross_validate_cnn, predict_labels, train_cnn
+from emotion_perception.models.crops import DEFAULT_MARGIN, extract_crops
+
+
+def add_cnn_args(parser: argparse.ArgumentParser) -> None:
+    """CNN training options shared by `train cnn` and `evaluate --model-kind cnn` (no --seed, no --quiet)."""
+    parser.add_argument("--arch", default="small_resnet", choices=ARCHS, help="CNN architecture")
+    parser.add_argument("--input-size", type=int, default=48, choices=INPUT_SIZES, help="crop side in pixels")
+    parser.add_argument("--epochs", type=int, default=60, help="epoch budget (LR steps scale to it)")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--lr", type=float, default=None, help="initial LR (default 0.05 SGD; 1e-3 Nadam for dcnn)")
+    parser.add_argument("--val-fraction", type=float, default=0.1,
+                        help="subjects held out of training to pick the best epoch (0: keep the last)")
+    parser.add_argument("--patience", type=int, default=10, help="dcnn early-stopping patience (epochs)")
+    parser.add_argument("--no-augment", action="store_true", help="no flip/stretch/rotation/random-crop")
+    parser.add_argument("--margin", type=float, default=DEFAULT_MARGIN, help="crop margin around the face box")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's)")
+
+
+def add_cnn_train_parser(train_subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add `train cnn` to the `train` command's sub-parsers."""
+    parser = train_subparsers.add_parser("cnn", help="emotion CNN on dlib face crops (small_resnet, resnet18, ...)")
+    add_data_args(parser)
+    parser.add_argument("--landmark-model", default=None, help="dlib 68-point .dat file (default: shipped)")
+    parser.add_argument("--upsample", type=int, default=0, help="detector up-sampling steps (0-3)")
+    parser.add_argument("--min-face", type=int, default=40, help="smallest face side in pixels as searched")
+    add_cnn_args(parser)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--name", default=None, help="model name stored in the file")
+    parser.add_argument("--out", required=True, help="output weight file (.pt)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.set_defaults(func=run_train_cnn)
+    return parser
+
+
+def cnn_settings(args: argparse.Namespace) -> TrainSettings:
+    """TrainSettings from the parsed options; bad values -> CommandError."""
+    if args.threads is not None:
+        if args.threads < 1:
+            raise CommandError(f"--threads must be >= 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
+    settings = TrainSettings(
+        arch=args.arch, input_size=args.input_size, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+        patience=args.patience, val_fraction=args.val_fraction, augment=not args.no_augment, margin=args.margin,
+        seed=args.seed, device=args.device, progress=not args.quiet,
+    )
+    try:
+        settings.check()
+    except ValueError as error:
+        raise CommandError(str(error)) from None
+    if not 0 <= args.margin <= 1:
+        raise CommandError(f"--margin must be in [0, 1], got {args.margin}")
+    return settings
+
+
+def run_train_cnn(args: argparse.Namespace) -> int:
+    if not args.out.endswith(".pt"):
+        raise CommandError(f"--out must end in .pt, got {args.out}")
+    settings = cnn_settings(args)
+    dataset = load_datasets(args.data)
+    data = extract_crops(dataset, make_analyzer(args), settings.input_size, settings.margin, settings.progress)
+    if not data.found.any():
+        raise CommandError("no face found in any training image")
+    found = data.found
+    labels = dataset.labels.astype(str)
+    classes, counts = np.unique(labels[found], return_counts=True)
+    header = {
+        "name": args.name or f"cnn-{settings.arch}-{settings.input_size}",
+        "recipe": " ".join(["emotion-perception", "train", "cnn", *_argv_after("cnn")]),
+        "data": args.data, "train_counts": dict(zip(classes.tolist(), counts.tolist())),
+        "faces_not_found": int((~found).sum()),
+    }
+    result = train_cnn(
+        data.crops[found], labels[found], settings, None, dataset.groups()[found],
+        data.landmarks[found] if settings.arch == "multitask" else None, header,
+    )
+    save_cnn(args.out, result.classifier.model, result.classifier.header)
+    last = result.history[result.best_epoch - 1]
+    val = f", validation accuracy {last['val_accuracy']:.4f}" if "val_accuracy" in last else ""
+    print(f"saved {args.out}: {settings.arch} {settings.input_size}px, best epoch {result.best_epoch}/"
+          f"{len(result.history)}{val}, {int(found.sum())} faces, {result.seconds:.0f} s on "
+          f"{result.classifier.header['device']}")
+    return 0
+
+
+def _argv_after(word: str) -> list[str]:
+    import sys
+
+    argv = sys.argv[1:]
+    return argv[argv.index(word) + 1 :] if word in argv else argv
+
+
+def evaluate_cnn(args: argparse.Namespace, dataset: FaceDataset, test_mask: np.ndarray | None) -> dict[str, object]:
+    """Cross-validate fresh CNNs (or score the saved one --model) on `dataset` under args.protocol.
+
+    Reads from `args`: protocol, folds, repeats, seed, model, quiet, landmark_model, upsample, min_face and
+    the options of `add_cnn_args`. Returns the forest's JSON keys (accuracy, macro_f1, per_class_recall,
+    confusion, labels, n, protocol, accuracy_3class, ...) plus arch and timings.
+    """
+    settings = replace(cnn_settings(args), seed=args.seed)
+    analyzer = make_analyzer(args)
+    if not args.model:
+        data = extract_crops(dataset, analyzer, settings.input_size, settings.margin, not args.quiet)
+        result = cross_validate_cnn(
+            dataset, data, settings, args.protocol, args.folds, args.repeats, args.seed, test_mask
+        )
+        result["faces_found"] = data.found_fraction
+        return result
+    classifier = CnnClassifier.load(args.model, resolve_device_line(settings.device))
+    labels = dataset.labels.astype(str)
+    index, unknown = known_label_index(labels, saved_model_index(args.protocol, dataset, test_mask),
+                                       classifier.labels)
+    if unknown:
+        print(f"note: the model does not know the class(es) {', '.join(unknown)}: their images are left out",
+              file=sys.stderr)
+    margin = float(classifier.header.get("crop", {}).get("margin", DEFAULT_MARGIN))
+    data = extract_crops(dataset.subset(np.isin(np.arange(len(dataset)), index)), analyzer,
+                         classifier.input_size, margin, not args.quiet)
+    result = metrics(labels[index], predict_labels(classifier, data, np.arange(len(index))), classifier.labels)
+    result.update(protocol="saved-model", scored_protocol=args.protocol, model=args.model,
+                  model_name=classifier.name, arch=classifier.header["arch"], unknown_labels=unknown,
+                  faces_found=data.found_fraction)
+    return result
+
+
+def resolve_device_line(device: str) -> str:
+    """The torch device for `auto|cpu|cuda`; a missing GPU is said in one line on stderr and the CPU is used."""
+    used, warning = resolve_device(device)
+    if warning:
+        print(f"note: {warning}", file=sys.stderr)
+    return used
+
+
+def predict_cnn_image(
+    gray: np.ndarray, model: str | None = None, detector: FaceDetector | None = None
+) -> list[dict[str, object]]:
+    """Per-face dicts {box, box_source, label, confidence, scores} of a grey image, largest face first, from the
+    CNN at `model` (default: the shipped weights). For many images build one CnnPipeline and call `run`."""
+    pipeline = CnnPipeline(detector or FaceDetector(upsample=1), CnnClassifier.load(model))
+    return [face.to_json() for face in pipeline.run(gray)]
+
+
+def bench_cnn(model: str | None = None, device: str = "cpu", repeats: int = 200) -> dict[str, object]:
+    """CNN speed on random crops: median/p90 latency of one face (batch 1) and faces/s at batch 64."""
+    classifier = CnnClassifier.load(model or default_cnn_path(), device)
+    size = classifier.input_size
+    rng = np.random.default_rng(0)
+    one = rng.integers(0, 256, (1, size, size), dtype=np.uint8)
+    batch = rng.integers(0, 256, (64, size, size), dtype=np.uint8)
+    for _ in range(10):
+        classifier.predict_proba(one)
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        classifier.predict_proba(one)
+        times.append(time.perf_counter() - started)
+    classifier.predict_proba(batch)
+    batches = max(repeats // 20, 3)
+    started = time.perf_counter()
+    for _ in range(batches):
+        classifier.predict_proba(batch)
+    seconds = time.perf_counter() - started
+    return {
+        "cnn_ms_p50": round(1000 * float(np.percentile(times, 50)), 3),
+        "cnn_ms_p90": round(1000 * float(np.percentile(times, 90)), 3),
+        "cnn_faces_per_s_batch64": round(64 * batches / seconds, 1),
+        "cnn_arch": classifier.header["arch"], "cnn_input_size": size, "cnn_device": str(classifier.device),
+        "cnn_threads": torch.get_num_threads(),
+    }

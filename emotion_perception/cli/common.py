@@ -1,0 +1,44 @@
+"""Options and helpers shared by several sub-commands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from emotion_perception.core.atomic import write_text_atomic
+from emotion_perception.core.faces import FaceDetector
+from emotion_perception.core.landmarks import LandmarkPredictor
+from emotion_perception.core.pipeline import FaceAnalyzer
+from emotion_perception.data.landmark_cache import LandmarkCache
+
+
+def add_data_args(parser: argparse.ArgumentParser, required: bool = True) -> None:
+    parser.add_argument(
+        "--data", action="append", required=required, default=None, metavar="DIR[:LABELS][@SPLIT]",
+        help="dataset folder (<class>/<image>, optional manifest.csv); repeat to mix; "
+        "DIR:neutral,happy keeps only those classes, DIR@train only the manifest's train rows",
+    )
+
+
+def add_analyzer_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--landmark-model", default=None, help="dlib 68-point .dat file (default: shipped)")
+    parser.add_argument("--upsample", type=int, default=0, help="detector up-sampling steps (0-3)")
+    parser.add_argument("--min-face", type=int, default=40, help="smallest face side in pixels as searched")
+    parser.add_argument("--cache", default=None, help="landmark cache file (default: ~/.cache/emotion_perception)")
+    parser.add_argument("--no-cache", action="store_true", help="always run dlib, store nothing")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def make_analyzer(args: argparse.Namespace) -> FaceAnalyzer:
+    return FaceAnalyzer(FaceDetector(args.upsample, args.min_face), LandmarkPredictor(args.landmark_model))
+
+
+def make_cache(args: argparse.Namespace) -> LandmarkCache | None:
+    return None if args.no_cache else LandmarkCache(args.cache)
+
+
+def write_json(path: str | Path, payload: dict[str, Any]) -> None:
+    """Write JSON atomically: a crash never leaves a half-written file at `path`."""
+    write_text_atomic(path, json.dumps(payload, indent=2, sort_keys=True) + "\n")

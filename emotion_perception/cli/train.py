@@ -1,0 +1,94 @@
+"""`emotion-perception train forest ...`: train a landmark forest on dataset folders and save it safely."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import platform
+import sys
+
+import numpy as np
+import sklearn
+
+from emotion_perception.cli.cnn_commands import add_cnn_train_parser
+from emotion_perception.cli.common import add_analyzer_args, add_data_args, make_analyzer, make_cache
+from emotion_perception.core.errors import CommandError
+from emotion_perception.experiments.landmark_experiments import (
+    DEFAULT_FEATURE_SET,
+    DEFAULT_MAX_FEATURES,
+    ForestSettings,
+    load_datasets,
+    with_landmarks,
+)
+from emotion_perception.features.sets import FEATURE_SETS
+
+
+def add_forest_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--feature-set", default=DEFAULT_FEATURE_SET, choices=sorted(FEATURE_SETS))
+    parser.add_argument("--n-estimators", type=int, default=100, help="trees (default 100, as the paper)")
+    parser.add_argument(
+        "--max-features", type=max_features_arg, default=DEFAULT_MAX_FEATURES,
+        help="features tried per split: a fraction (0-1], 'sqrt' or 'log2'",
+    )
+    parser.add_argument("--no-mirror", action="store_true", help="no left-right mirror augmentation")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--jobs", type=int, default=2, help="CPU threads for training")
+
+
+def max_features_arg(text: str) -> float | str:
+    if text in ("sqrt", "log2"):
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a fraction, 'sqrt' or 'log2', got {text!r}") from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"fraction must be in (0, 1], got {value}")
+    return value
+
+
+def forest_settings(args: argparse.Namespace) -> ForestSettings:
+    if args.n_estimators < 1:
+        raise CommandError(f"--n-estimators must be >= 1, got {args.n_estimators}")
+    return ForestSettings(args.feature_set, args.n_estimators, args.max_features, not args.no_mirror, args.jobs)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("train", help="train a model (forest, or cnn) on dataset folders")
+    kinds = parser.add_subparsers(dest="kind", required=True, metavar="KIND")
+    forest = kinds.add_parser("forest", help="landmark RandomForest (the default kind)")
+    add_data_args(forest)
+    add_analyzer_args(forest)
+    add_forest_args(forest)
+    forest.add_argument("--name", default=None, help="model name stored in the file")
+    forest.add_argument("--out", required=True, help="output model file (.npz)")
+    forest.set_defaults(func=run_forest)
+    add_cnn_train_parser(kinds)
+
+
+def run_forest(args: argparse.Namespace) -> int:
+    if not args.out.endswith(".npz"):
+        raise CommandError(f"--out must end in .npz, got {args.out}")
+    settings = forest_settings(args)
+    data = with_landmarks(load_datasets(args.data), make_analyzer(args), make_cache(args), not args.quiet)
+    found = data.extracted.found
+    if not found.any():
+        raise CommandError("no face found in any training image")
+    labels = data.dataset.labels.astype(str)
+    classes, counts = np.unique(labels[found], return_counts=True)
+    header = {
+        "name": args.name or f"forest-{settings.feature_set}",
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "recipe": " ".join(["emotion-perception", *sys.argv[1:]]),
+        "data": args.data,
+        "train_counts": dict(zip(classes.tolist(), counts.tolist())),
+        "faces_not_found": int((~found).sum()),
+        "sklearn": sklearn.__version__,
+        "python": platform.python_version(),
+    }
+    rows = data.feature_rows(settings.feature_set, settings.mirror)
+    model = settings.fit(rows, np.flatnonzero(found), labels, seed=args.seed, header=header)
+    model.save(args.out)
+    print(f"saved {args.out}: {model.forest.n_trees} trees, depth {model.forest.depth}, "
+          f"{int(found.sum())} faces, classes {', '.join(model.labels)}")
+    return 0

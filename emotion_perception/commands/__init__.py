@@ -1,1 +1,0 @@
-"""Sub-commands of the `emotion-perception` CLI, one module each."""

@@ -1,0 +1,68 @@
+"""Every exception type of the package, in one module that imports nothing.
+
+`EmotionPerceptionError` means "bad input from the user" (a file, a folder, a setting): the CLI prints it as
+one line and exits with status 2, nodes log it and go on. Each subclass also derives from the built-in type
+that callers used to catch (ValueError or RuntimeError).
+"""
+
+from __future__ import annotations
+
+
+class EmotionPerceptionError(Exception):
+    """Bad input from the user; the message names the input and the cause."""
+
+
+class ImageError(EmotionPerceptionError, ValueError):
+    """An image that cannot be read or converted."""
+
+
+class FrameError(ImageError):
+    """A camera frame whose fields are inconsistent or whose encoding is not supported."""
+
+
+class ModelFileError(EmotionPerceptionError, RuntimeError):
+    """A model file (landmark predictor, forest, CNN, rules) that is missing, unreadable or of the wrong kind."""
+
+
+class ForestFileError(ModelFileError):
+    """A forest file that is missing, corrupt or inconsistent."""
+
+
+class CnnFileError(ModelFileError):
+    """A CNN weight file that is missing, corrupt, or does not match its header."""
+
+
+class RulesFileError(ModelFileError):
+    """A rules file that is missing, corrupt or of the wrong kind."""
+
+
+class DatasetError(EmotionPerceptionError, ValueError):
+    """A dataset folder that cannot be used."""
+
+
+class ProtocolError(EmotionPerceptionError, ValueError):
+    """An evaluation protocol that cannot be applied to the data (too few subjects, no split column, ...)."""
+
+
+class BagError(EmotionPerceptionError, ValueError):
+    """A bag that cannot be read or written as asked."""
+
+
+class SourceError(EmotionPerceptionError, ValueError):
+    """A frame source that cannot be opened or yields no frame."""
+
+
+class TrialError(EmotionPerceptionError, ValueError):
+    """Trial settings or data that cannot be used."""
+
+
+class InjectorSetupError(EmotionPerceptionError, ValueError):
+    """Attack parameter values that cannot work together (scaling without a target, a CNN that cannot load)."""
+
+
+class ParameterError(EmotionPerceptionError, ValueError):
+    """Node parameter values the node refuses at start-up; the message lists every reason."""
+
+
+class CommandError(EmotionPerceptionError):
+    """A command-line error reported as one line on stderr with exit status 2."""

@@ -1,0 +1,87 @@
+"""Raw camera frames (sensor_msgs/Image fields) <-> numpy arrays, with every inconsistency reported.
+
+No ROS import: nodes pass the message fields in, so this runs and tests without ROS.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from emotion_perception.core.errors import FrameError
+from emotion_perception.core.images import to_gray_u8
+
+# encoding -> (channels, dtype, channel order of colour data)
+ENCODINGS: dict[str, tuple[int, np.dtype, str]] = {
+    "mono8": (1, np.dtype(np.uint8), "bgr"),
+    "8UC1": (1, np.dtype(np.uint8), "bgr"),
+    "mono16": (1, np.dtype(np.uint16), "bgr"),
+    "16UC1": (1, np.dtype(np.uint16), "bgr"),
+    "bgr8": (3, np.dtype(np.uint8), "bgr"),
+    "8UC3": (3, np.dtype(np.uint8), "bgr"),
+    "rgb8": (3, np.dtype(np.uint8), "rgb"),
+    "bgra8": (4, np.dtype(np.uint8), "bgr"),
+    "rgba8": (4, np.dtype(np.uint8), "rgb"),
+}
+MAX_PIXELS = 8192 * 8192
+
+
+
+def decode_frame(
+    encoding: str, height: int, width: int, step: int, data: bytes | memoryview | np.ndarray,
+    is_bigendian: bool = False, max_pixels: int = MAX_PIXELS,
+) -> tuple[np.ndarray, str]:
+    """The frame as an (h, w) or (h, w, c) array view, and the channel order of colour frames."""
+    if encoding not in ENCODINGS:
+        raise FrameError(f"unsupported encoding {encoding!r}; supported: {', '.join(sorted(ENCODINGS))}")
+    channels, dtype, order = ENCODINGS[encoding]
+    if height <= 0 or width <= 0:
+        raise FrameError(f"empty frame ({width}x{height})")
+    if height * width > max_pixels:
+        raise FrameError(f"frame {width}x{height} exceeds the limit of {max_pixels} pixels")
+    row_bytes = width * channels * dtype.itemsize
+    if step < row_bytes:
+        raise FrameError(f"step {step} is smaller than width*channels*bytes = {row_bytes}")
+    buffer = np.frombuffer(data, dtype=np.uint8) if not isinstance(data, np.ndarray) else data.view(np.uint8)
+    if buffer.size != step * height:
+        raise FrameError(f"data holds {buffer.size} bytes, step*height = {step * height}")
+    rows = buffer.reshape(height, step)[:, :row_bytes]
+    pixels = rows.copy().view(dtype.newbyteorder(">" if is_bigendian else "<")) if dtype.itemsize > 1 \
+        else rows
+    shape = (height, width) if channels == 1 else (height, width, channels)
+    return pixels.reshape(shape).astype(dtype, copy=False), order
+
+
+def frame_to_gray(
+    encoding: str, height: int, width: int, step: int, data: bytes | memoryview | np.ndarray,
+    is_bigendian: bool = False, max_pixels: int = MAX_PIXELS,
+) -> np.ndarray:
+    """The frame as contiguous uint8 grey, ready for the face pipeline."""
+    pixels, order = decode_frame(encoding, height, width, step, data, is_bigendian, max_pixels)
+    return to_gray_u8(pixels, order=order)
+
+
+def frame_to_bgr(
+    encoding: str, height: int, width: int, step: int, data: bytes | memoryview | np.ndarray,
+    is_bigendian: bool = False, max_pixels: int = MAX_PIXELS,
+) -> np.ndarray:
+    """The frame as uint8 BGR (for drawing debug images and for attacks that work on colour)."""
+    import cv2
+
+    pixels, order = decode_frame(encoding, height, width, step, data, is_bigendian, max_pixels)
+    if pixels.dtype != np.uint8:
+        pixels = (pixels >> 8).astype(np.uint8)
+    if pixels.ndim == 2:
+        return cv2.cvtColor(pixels, cv2.COLOR_GRAY2BGR)
+    if pixels.shape[2] == 4:
+        return cv2.cvtColor(pixels, cv2.COLOR_RGBA2BGR if order == "rgb" else cv2.COLOR_BGRA2BGR)
+    return np.ascontiguousarray(pixels[:, :, ::-1]) if order == "rgb" else np.ascontiguousarray(pixels)
+
+
+def encode_frame(image: np.ndarray) -> tuple[str, int, int, int, bytes]:
+    """(encoding, height, width, step, data) for a uint8 grey (mono8) or BGR (bgr8) array."""
+    image = np.ascontiguousarray(image)
+    if image.dtype != np.uint8 or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] != 3):
+        raise FrameError(f"can encode uint8 grey or 3-channel BGR only, got {image.dtype} {image.shape}")
+    encoding = "mono8" if image.ndim == 2 else "bgr8"
+    height, width = image.shape[:2]
+    return encoding, height, width, image.strides[0], image.tobytes()

@@ -1,0 +1,129 @@
+"""Labelled face folders (`<class>/<image>` with an optional manifest.csv) and subject-aware metadata."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from emotion_perception.core.errors import DatasetError
+from emotion_perception.core.labels import check_labels
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif", ".pgm", ".ppm"}
+
+
+
+@dataclass
+class FaceDataset:
+    """Image paths with their labels and, where the manifest has them, subjects and train/test split."""
+
+    root: Path
+    name: str
+    paths: list[Path]
+    labels: np.ndarray
+    subjects: np.ndarray | None = None
+    splits: np.ndarray | None = None
+    sources: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=object))
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def groups(self) -> np.ndarray:
+        """Subject ids for subject-independent splits; images without a subject are their own group.
+
+        Subject ids are compared across datasets on purpose: the two CK+ folders share ids (S010...),
+        so one person never lands on both sides of a split when they are mixed.
+        """
+        own = np.array([f"image:{s}/{p.name}" for s, p in zip(self.sources, self.paths)], dtype=object)
+        if self.subjects is None:
+            return own
+        return np.where([s is None for s in self.subjects], own, self.subjects).astype(object)
+
+    def sources_without_subjects(self) -> list[str]:
+        """Names of the parts whose images have no subject id (subject-kfold splits those image by image)."""
+        if self.subjects is None:
+            return sorted(set(self.sources.tolist()))
+        return sorted({str(src) for src, s in zip(self.sources, self.subjects) if s is None})
+
+    def subset(self, mask: np.ndarray) -> FaceDataset:
+        """The images where `mask` is true."""
+        index = np.flatnonzero(mask)
+        return FaceDataset(
+            self.root, self.name, [self.paths[i] for i in index], self.labels[index],
+            None if self.subjects is None else self.subjects[index],
+            None if self.splits is None else self.splits[index],
+            self.sources[index],
+        )
+
+
+def load_folder(root: str | Path, labels: list[str] | None = None) -> FaceDataset:
+    """Read a dataset folder; `labels` keeps only those classes."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"{root}: not a directory")
+    manifest = root / "manifest.csv"
+    rows = _read_manifest(manifest) if manifest.is_file() else _scan_classes(root)
+    if labels is not None:
+        rows = [row for row in rows if row["label"] in labels]
+    if not rows:
+        raise DatasetError(f"{root}: no labelled images found (expected <class>/<image> folders)")
+    try:
+        check_labels([row["label"] for row in rows])
+    except ValueError as error:
+        raise DatasetError(f"{root}: {error}") from None
+    paths = [root / row["path"] for row in rows]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise DatasetError(f"{root}: {len(missing)} manifest entries missing on disk, e.g. {missing[0]}")
+    has = set(rows[0])
+    return FaceDataset(
+        root=root,
+        name=root.name,
+        paths=paths,
+        labels=np.array([row["label"] for row in rows], dtype=object),
+        subjects=np.array([row["subject"] for row in rows], dtype=object) if "subject" in has else None,
+        splits=np.array([row["split"] for row in rows], dtype=object) if "split" in has else None,
+        sources=np.array([root.name] * len(rows), dtype=object),
+    )
+
+
+def concat(datasets: list[FaceDataset]) -> FaceDataset:
+    """One dataset from several. Subjects are kept where a part has them (None for the rows of the parts that have
+    none), splits only where every part has them."""
+    if len(datasets) == 1:
+        return datasets[0]
+    subjects = splits = None
+    if any(d.subjects is not None for d in datasets):
+        subjects = np.concatenate(
+            [d.subjects if d.subjects is not None else np.full(len(d), None, dtype=object) for d in datasets]
+        )
+    if all(d.splits is not None for d in datasets):
+        splits = np.concatenate([d.splits for d in datasets])
+    return FaceDataset(
+        root=datasets[0].root,
+        name="+".join(d.name for d in datasets),
+        paths=[p for d in datasets for p in d.paths],
+        labels=np.concatenate([d.labels for d in datasets]),
+        subjects=subjects,
+        splits=splits,
+        sources=np.concatenate([d.sources for d in datasets]),
+    )
+
+
+def _read_manifest(manifest: Path) -> list[dict[str, str]]:
+    with manifest.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        if not reader.fieldnames or not {"path", "label"} <= set(reader.fieldnames):
+            raise DatasetError(f"{manifest}: needs at least the columns path,label")
+        return [dict(row) for row in reader]
+
+
+def _scan_classes(root: Path) -> list[dict[str, str]]:
+    return [
+        {"path": str(image.relative_to(root)), "label": folder.name}
+        for folder in sorted(p for p in root.iterdir() if p.is_dir())
+        for image in sorted(folder.iterdir())
+        if image.suffix.lower() in IMAGE_SUFFIXES
+    ]

@@ -1,0 +1,190 @@
+"""`bag evaluate` without ROS: landmark_emotion_node's per-frame step over every frame of a bag, as fast
+as the machine allows, with an optional attack in between (the adversarial injector's frame logic).
+
+Which code path: the node's own (`pipeline.classify_camera_frame`: its FaceTracker with its detector
+settings and parameter defaults, its downscaling of wide frames, `classify_faces` on the grey frame),
+with `detect_every` = 1 and `detect_tiles` = 1, i.e. a whole-frame face detection on every frame and no
+tracking between frames. Dataset
+frames are independent images of different people, so tracking across them means nothing, and with
+tracking a frame's answer would depend on which earlier frames a live node happened to drop. Run the
+live node with `detect_every:=1 detect_tiles:=1` to compare its answers with this offline run frame by frame.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from emotion_perception.core.detail import detail_json
+from emotion_perception.core.errors import BagError, FrameError
+from emotion_perception.core.faces import FaceDetector
+from emotion_perception.core.frames import frame_to_gray
+from emotion_perception.core.landmarks import LandmarkPredictor
+from emotion_perception.core.params import LANDMARK_NODE_PARAMS, defaults
+from emotion_perception.core.pipeline import FaceClassifier, FacePrediction, classify_camera_frame, forest_classifier
+from emotion_perception.core.tracking import FaceTracker
+from emotion_perception.data.bags import (
+    DETAIL_TOPIC,
+    EMOTION_TOPIC,
+    GROUND_TRUTH_TOPIC,
+    BagFrame,
+    BagReader,
+    BagWriter,
+    string_message,
+)
+from emotion_perception.experiments.scoring import Scoreboard
+from emotion_perception.models.landmark_model import EmotionModel
+
+RESULTS_BAG = "results_bag"
+
+
+class FrameClassifier:
+    """A classifier node's per-frame step with its default parameters and `detect_every` = `detect_tiles` = 1:
+    the landmark forest's (`forest`) or the CNN's (`cnn`)."""
+
+    def __init__(self, classify: FaceClassifier, name: str, detector: FaceDetector, landmark_model: str | None,
+                 params: dict[str, Any]) -> None:
+        self.params = params
+        self.classify_faces = classify
+        self.tracker = FaceTracker(detector, LandmarkPredictor(landmark_model or params["landmark_model_path"] or None))
+        self.tracker.apply_params(params)
+        self.name = name
+
+    @classmethod
+    def forest(cls, model: EmotionModel, landmark_model: str | None = None,
+               params: dict[str, Any] | None = None) -> FrameClassifier:
+        p = per_frame_params(params)
+        detector = FaceDetector(p["upsample"], min_size=1, whole_image_fallback=False)  # as the node's
+        return cls(forest_classifier(model), f"landmark_forest:{model.name}", detector, landmark_model, p)
+
+    @classmethod
+    def cnn(cls, model: str | None = None, landmark_model: str | None = None, params: dict[str, Any] | None = None,
+            device: str = "cpu") -> FrameClassifier:
+        """resnet_emotion_node's step with the CNN weights at `model` (default: the shipped ones)."""
+        from emotion_perception.models.cnn import CnnClassifier
+        from emotion_perception.models.cnn_pipeline import CnnPipeline
+
+        p = per_frame_params(params)
+        detector = FaceDetector(p["upsample"], min_size=1, whole_image_fallback=False)
+        pipeline = CnnPipeline(detector, CnnClassifier.load(model, device))
+        header = pipeline.classifier.header
+        return cls(pipeline.classify_faces, f"cnn_{header['arch']}:{pipeline.classifier.name}", detector,
+                   landmark_model, p)
+
+    def classify(self, encoding: str, height: int, width: int, step: int, data: Any,
+                 is_bigendian: bool) -> tuple[list[int], list[FacePrediction]]:
+        """(face ids, predictions) of one frame given as sensor_msgs/Image fields; FrameError if bad."""
+        gray = frame_to_gray(encoding, height, width, step, data, is_bigendian, self.params["max_image_pixels"])
+        return classify_camera_frame(self.tracker, self.classify_faces, gray, self.params["max_processing_width"])
+
+
+def per_frame_params(params: dict[str, Any] | None) -> dict[str, Any]:
+    """The node defaults with `params` over them, detecting on every frame and following nothing."""
+    return {**defaults(LANDMARK_NODE_PARAMS), **(params or {}), "detect_every": 1, "detect_tiles": 1}
+
+
+@dataclass
+class AttackSettings:
+    """The injector's attack, strength and seed, plus any other injector parameters (name -> value)."""
+
+    name: str = "none"
+    epsilon: float = 0.01
+    seed: int = 0
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+def make_attacker(settings: AttackSettings) -> Any:
+    """The injector's FrameAttacker for these settings (None for no attack); BagError if it cannot load."""
+    if settings.name == "none":
+        return None
+    from emotion_perception.attacks.injector import INJECTOR_PARAMS, FrameAttacker
+    from emotion_perception.core.errors import InjectorSetupError
+
+    values = {**defaults(INJECTOR_PARAMS), **settings.params, "attack": settings.name,
+              "epsilon": float(settings.epsilon), "seed": int(settings.seed)}
+    try:
+        return FrameAttacker(values)
+    except InjectorSetupError as error:
+        raise BagError(f"attack {settings.name}: {error}") from None
+
+
+@dataclass
+class EvaluationRun:
+    """The outcome of `evaluate_bag`: the results document and counts."""
+
+    results: dict[str, Any]
+    frames: int
+    bad_frames: int
+    seconds: float
+
+
+def evaluate_bag(
+    bag: str | Path, results_bag: Path, classifier: FrameClassifier, attack: AttackSettings,
+    image_topic: str, progress: Callable[[int], None] | None = None,
+) -> EvaluationRun:
+    """Classify every frame of `bag`, write `/emotion`, `/emotion/detail` and the ground truth (same stamps)
+    into `results_bag` (a new path), and score the answers against the bag's ground truth."""
+    attacker = make_attacker(attack)
+    board = Scoreboard([DETAIL_TOPIC.lstrip("/")])
+    started = time.perf_counter()
+    frames = bad = 0
+    with BagReader(bag, image_topic) as reader:
+        if reader.truth_connection is None:
+            raise BagError(f"{bag}: no {GROUND_TRUTH_TOPIC} topic, nothing to score against")
+        storage = reader.storage
+        with BagWriter(results_bag, storage) as writer:
+            for index, frame in enumerate(reader.frames()):
+                frames += 1
+                if frame.truth is not None:
+                    writer.write(GROUND_TRUTH_TOPIC, string_message(json.dumps(frame.truth)), frame.stamp_ns)
+                    with contextlib.suppress(ValueError):  # a label that is no emotion: counted as ignored
+                        board.add_truth(frame.truth)
+                detail = _process(frame, index, classifier, attacker)
+                if detail is None:
+                    bad += 1
+                else:
+                    document, label = detail
+                    if label is not None:
+                        writer.write(EMOTION_TOPIC, string_message(label), frame.stamp_ns)
+                    writer.write(DETAIL_TOPIC, string_message(document), frame.stamp_ns)
+                    board.add_detail(DETAIL_TOPIC.lstrip("/"), json.loads(document))
+                if progress is not None:
+                    progress(frames)
+    seconds = time.perf_counter() - started
+    settings = {"image topic": image_topic, "attack": attack.name, "frames": frames,
+                "bad frames (skipped, as the node does)": bad, "seconds": round(seconds, 2),
+                "frames per second": round(frames / seconds, 1) if seconds > 0 else None,
+                "pipeline": "landmark_emotion_node per-frame step, detect_every=1"}
+    if attack.name != "none":
+        settings.update(epsilon=attack.epsilon, seed=attack.seed)
+    results = board.results("bag evaluate", str(bag), {
+        "settings": settings, "attack": {"name": attack.name, "epsilon": attack.epsilon, "seed": attack.seed,
+                                          **({"params": attack.params} if attack.params else {})},
+        "seconds": round(seconds, 3), "frames": frames, "bad_frames": bad})
+    return EvaluationRun(results, frames, bad, seconds)
+
+
+def _process(frame: BagFrame, index: int, classifier: FrameClassifier,
+             attacker: Any) -> tuple[str, str | None] | None:
+    """(detail document, primary label or None) of one frame; None for a frame that cannot be decoded."""
+    start = time.perf_counter()
+    fields = (frame.encoding, frame.height, frame.width, frame.step, frame.data, frame.is_bigendian)
+    try:
+        if attacker is not None:
+            attacked = attacker.attack_frame(*fields, index)
+            if attacked.pixels is not None:
+                fields = (frame.encoding, frame.height, frame.width, attacked.pixels.strides[0],
+                          attacked.pixels.tobytes(), frame.is_bigendian)
+        ids, predictions = classifier.classify(*fields)
+    except FrameError:
+        return None
+    entries = [{"id": face_id, **face.to_json(False)} for face_id, face in zip(ids, predictions)]
+    document = detail_json(frame.header, classifier.name, (frame.width, frame.height), entries, None,
+                           (time.perf_counter() - start) * 1000)
+    return document, (predictions[0].label if predictions else None)
+

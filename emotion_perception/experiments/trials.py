@@ -1,0 +1,772 @@
+"""Robustness trials (Shehu et al. 2020, Tables I-V) for the landmark forest and the CNN, without ROS.
+
+Per repeat, one train/test split (`split_indices(protocol, ..., folds, seed + repeat)`, fold 0: with 5 folds a
+subject-wise 80/20 split for subject-kfold, an image-wise stratified 80/20 split for the paper's protocol);
+then, on that split:
+
+  clean     fresh model on clean training images, tested on clean test images
+  type_a    training-time poisoning: eye boxes on every training image of one class (each class in turn),
+            tested on clean images (Table III: the accuracy of the poisoned class)
+  type_b    the clean model on test images whose jaw is covered
+  fgsm/pgd  CNN: white-box on this repeat's CNN. Forest: transferred from surrogate CNNs, as the paper did;
+            cross-fitted by default (5 subject-wise folds, each image attacked by the surrogate that never saw
+            its subject), so the attacked images do not depend on the repeat
+  scaling   Xiao et al.'s image-scaling camouflage: the camera image is the test image at `scaling_factor`x,
+            the victim shrinks it back with cv2.resize (linear) and sees an image of another class
+  noise     Gaussian noise of each sigma
+  adaptive  black-box Square attack on each model's own full pipeline (detector, landmarks/crop, model),
+            on a seeded subset of the test images, for each epsilon
+
+Attacked images are re-read by dlib (landmarks cached by image content in the landmark cache); attacks that do
+not depend on the repeat are computed once and their feature rows reused by every repeat. Every (protocol,
+model, attack, repeat) result is stored as JSON under `out/cells/<settings fingerprint>/` so that a re-run
+skips finished work (the fingerprint covers the data and the settings that can change that model's results).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from emotion_perception.attacks import perturbations as attacks
+from emotion_perception.attacks.black_box import square_attack
+from emotion_perception.core.atomic import write_text_atomic
+from emotion_perception.core.errors import TrialError
+from emotion_perception.core.faces import FaceBox
+from emotion_perception.core.images import read_gray
+from emotion_perception.core.pipeline import FaceAnalyzer
+from emotion_perception.data.datasets import FaceDataset
+from emotion_perception.data.landmark_cache import LandmarkCache, extract_dataset, settings_digest
+from emotion_perception.experiments.evaluation import metrics, split_indices
+from emotion_perception.experiments.landmark_experiments import DEFAULT_FEATURE_SET, FeatureRows, ForestSettings
+from emotion_perception.features import sets as features
+from emotion_perception.models.cnn import ARCHS, CnnClassifier, load_cnn, save_cnn
+from emotion_perception.models.cnn_training import TrainSettings, train_cnn
+from emotion_perception.models.crops import DEFAULT_MARGIN, crop_face, crop_square
+from emotion_perception.models.landmark_model import EmotionModel
+
+ATTACKS = ("clean", "type_a", "type_b", "fgsm", "pgd", "scaling", "noise", "adaptive")
+PAPER_ATTACKS = ("clean", "type_a", "type_b", "fgsm")
+MODEL_KINDS = ("forest", "cnn")
+TRIAL_PROTOCOLS = ("subject-kfold", "paper")
+EPSILON_ATTACKS = ("fgsm", "pgd", "adaptive")  # attacks run at every epsilon of `epsilons`
+CELL_VERSION = 1
+
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One row of the tables: a forest on a feature set, or the CNN."""
+
+    key: str
+    kind: str
+    feature_set: str | None = None
+
+
+def model_specs(models: Sequence[str], feature_sets: Sequence[str]) -> list[ModelSpec]:
+    """Forest rows are named by feature set: "forest" for the default set, "forest_<set>" for others."""
+    specs = []
+    for kind in models:
+        if kind == "forest":
+            specs += [ModelSpec("forest" if fs == DEFAULT_FEATURE_SET else f"forest_{fs}", "forest", fs)
+                      for fs in feature_sets]
+        else:
+            specs.append(ModelSpec("cnn", "cnn"))
+    return specs
+
+
+@dataclass
+class TrialSettings:
+    """Everything a trial run depends on. Fields marked in RUN_ONLY do not change any single result."""
+
+    models: tuple[str, ...] = ("forest",)
+    attacks: tuple[str, ...] = PAPER_ATTACKS
+    feature_sets: tuple[str, ...] = (DEFAULT_FEATURE_SET, "centroid")
+    protocols: tuple[str, ...] = ("subject-kfold",)
+    repeats: int = 30
+    cnn_repeats: int = 3
+    adaptive_repeats: int = 3
+    seed: int = 0
+    folds: int = 5
+    n_estimators: int = 100
+    max_features: float | str = "sqrt"
+    mirror: bool = True
+    jobs: int = 2
+    threads: int = 1
+    cnn_arch: str = "small_resnet"
+    cnn_input_size: int = 48
+    cnn_epochs: int = 15
+    eye_margin: float = 0.25
+    jaw_margin: float = 0.05
+    fill: str = "black"
+    epsilons: tuple[float, ...] = (0.01, 0.03, 0.06)
+    pgd_steps: int = 10
+    noise_sigmas: tuple[float, ...] = (0.05, 0.02, 0.1)
+    adaptive_images: int = 30
+    adaptive_queries: int = 100
+    scaling_factor: int = 4
+    scaling_interpolation: str = "linear"
+    surrogate: str | None = None
+    surrogate_folds: int = 5
+    surrogate_epochs: int = 15
+
+    RUN_ONLY = ("models", "attacks", "feature_sets", "protocols", "repeats", "cnn_repeats", "adaptive_repeats",
+                "jobs", "threads")
+    CNN_ONLY = ("cnn_epochs",)
+    FOREST_ONLY = ("n_estimators", "max_features", "mirror", "surrogate", "surrogate_folds", "surrogate_epochs")
+
+    def check(self) -> None:
+        """Raise TrialError naming the first bad value."""
+        unknown = [a for a in self.attacks if a not in ATTACKS]
+        if unknown or not self.attacks:
+            raise TrialError(f"unknown attack(s) {unknown or '(none)'}; choose from {', '.join(ATTACKS)}")
+        bad_models = [m for m in self.models if m not in MODEL_KINDS]
+        if bad_models or not self.models:
+            raise TrialError(f"unknown model(s) {bad_models or '(none)'}; choose from {', '.join(MODEL_KINDS)}")
+        bad_sets = [f for f in self.feature_sets if f not in features.FEATURE_SETS]
+        if bad_sets or not self.feature_sets:
+            raise TrialError(f"unknown feature set(s) {bad_sets or '(none)'}; "
+                             f"choose from {', '.join(features.FEATURE_SETS)}")
+        bad_protocols = [p for p in self.protocols if p not in TRIAL_PROTOCOLS]
+        if bad_protocols or not self.protocols:
+            raise TrialError(f"unknown protocol(s) {bad_protocols or '(none)'}; "
+                             f"choose from {', '.join(TRIAL_PROTOCOLS)}")
+        for name in ("repeats", "cnn_repeats", "adaptive_repeats", "n_estimators", "jobs", "threads", "cnn_epochs",
+                     "pgd_steps", "adaptive_images", "adaptive_queries", "surrogate_epochs"):
+            if getattr(self, name) < 1:
+                raise TrialError(f"{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        if self.folds < 2 or self.surrogate_folds < 2:
+            raise TrialError(f"folds must be >= 2, got {self.folds} and {self.surrogate_folds}")
+        if self.cnn_arch not in ARCHS or self.cnn_arch == "multitask":
+            raise TrialError(f"cnn arch must be one of {', '.join(a for a in ARCHS if a != 'multitask')}")
+        for name in ("epsilons", "noise_sigmas"):
+            values = getattr(self, name)
+            if not values or any(not 0 < v <= 1 for v in values):
+                raise TrialError(f"{name.replace('_', '-')} must be values in (0, 1], got {list(values)}")
+        if self.scaling_factor < 2:
+            raise TrialError(f"scaling factor must be >= 2, got {self.scaling_factor}")
+        if self.scaling_interpolation not in attacks.INTERPOLATIONS:
+            raise TrialError(f"scaling interpolation must be one of {', '.join(attacks.INTERPOLATIONS)}")
+        if self.fill not in attacks.FILLS:
+            raise TrialError(f"fill must be one of {', '.join(attacks.FILLS)}")
+        if self.surrogate is not None and not Path(self.surrogate).is_file():
+            raise TrialError(f"--surrogate {self.surrogate}: no such file")
+
+    def repeats_for(self, spec: ModelSpec, attack: str) -> int:
+        base = self.repeats if spec.kind == "forest" else self.cnn_repeats
+        return min(base, self.adaptive_repeats) if attack == "adaptive" else base
+
+    def fingerprint(self, dataset: FaceDataset, analyzer: FaceAnalyzer, kind: str) -> str:
+        """Digest of the data, the landmark extractor and every setting that can change a result of a model of
+        `kind` (the forest's results do not depend on the CNN's epochs, nor the CNN's on the forest's trees)."""
+        ignored = {*self.RUN_ONLY, *(self.CNN_ONLY if kind == "forest" else self.FOREST_ONLY)}
+        payload = {k: v for k, v in asdict(self).items() if k not in ignored}
+        payload["kind"] = kind
+        if payload.get("surrogate"):
+            payload["surrogate"] = hashlib.sha256(Path(self.surrogate).read_bytes()).hexdigest()
+        payload["data"] = [[str(p), str(label)] for p, label in zip(dataset.paths, dataset.labels)]
+        payload["groups"] = [str(g) for g in dataset.groups()]
+        payload["analyzer"] = settings_digest(analyzer)
+        payload["cell_version"] = CELL_VERSION
+        return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+# ------------------------------------------------------------------------------------------ images
+
+
+@dataclass
+class ImageSet:
+    """Every dataset image as one attack leaves it; `applied[i]` false where the attack could not act
+    (no face found on the clean image) and the image is the clean one."""
+
+    grays: list[np.ndarray]
+    applied: np.ndarray
+    info: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class LandmarkView:
+    landmarks: np.ndarray  # (n, 68, 2), NaN where no face
+    found: np.ndarray
+
+
+@dataclass
+class CropView:
+    crops: np.ndarray  # (n, s, s) uint8
+    found: np.ndarray
+
+
+def image_key(gray: np.ndarray) -> str:
+    return hashlib.sha256(f"{gray.shape}{gray.dtype}".encode() + gray.tobytes()).hexdigest()
+
+
+def landmarks_of_images(
+    grays: Sequence[np.ndarray], analyzer: FaceAnalyzer, cache: LandmarkCache | None,
+    skip: np.ndarray | None = None, progress: bool = False, desc: str = "landmarks",
+) -> LandmarkView:
+    """Primary-face landmarks of in-memory images, cached by pixel content (+ extractor settings);
+    images where `skip` is true are left as not found (the caller fills them in)."""
+    n = len(grays)
+    points = np.full((n, 68, 2), np.nan, np.float32)
+    found = np.zeros(n, bool)
+    digest = settings_digest(analyzer)
+    for i, gray in enumerate(tqdm(grays, desc=desc, disable=not progress, leave=False)):
+        if skip is not None and skip[i]:
+            continue
+        key = "img:" + image_key(gray) + digest
+        cached = cache.get(key) if cache else None
+        if cached is None:
+            faces = analyzer.analyze(gray)
+            cached = (faces[0].landmarks, faces[0].box.source == "whole_image") if faces else (None, False)
+            if cache:
+                cache.put(key, *cached)
+        if cached[0] is not None:
+            points[i], found[i] = cached[0], True
+    if cache:
+        cache.commit()
+    return LandmarkView(points, found)
+
+
+def feature_rows_of(feature_set: str, view: LandmarkView, grays: Sequence[np.ndarray], mirror: bool) -> FeatureRows:
+    """Feature rows (and mirrored rows) of the faces of `view`; NaN rows where no face was found."""
+    index = np.flatnonzero(view.found)
+    n_columns = len(features.feature_names(feature_set))
+    x = np.full((len(grays), n_columns), np.nan)
+    x_mirrored = np.full_like(x, np.nan) if mirror else None
+    if len(index):
+        images = [grays[i] for i in index] if features.needs_image(feature_set) else None
+        if mirror:
+            x[index], x_mirrored[index] = features.compute_with_mirrored(feature_set, view.landmarks[index], images)
+        else:
+            x[index] = features.compute(feature_set, view.landmarks[index], images)
+    return FeatureRows(x, x_mirrored)
+
+
+def merge_rows(base: FeatureRows, other: FeatureRows, mask: np.ndarray) -> FeatureRows:
+    """`base` with the rows where `mask` is true taken from `other` (Type A: the poisoned class)."""
+    x = base.x.copy()
+    x[mask] = other.x[mask]
+    mirrored = None
+    if base.x_mirrored is not None:
+        mirrored = base.x_mirrored.copy()
+        mirrored[mask] = other.x_mirrored[mask]
+    return FeatureRows(x, mirrored)
+
+
+def scaling_camouflage(
+    gray: np.ndarray, target: np.ndarray, factor: int, interpolation: str
+) -> tuple[np.ndarray, dict[str, float]]:
+    """What the victim sees under the image-scaling attack: the test image at `factor`x is the camera image,
+    camouflaged (Xiao et al.) so that the victim's resize back to the original size gives `target`."""
+    h, w = gray.shape
+    source = cv2.resize(gray, (w * factor, h * factor), interpolation=cv2.INTER_CUBIC)
+    small_target = cv2.resize(target, (w, h), interpolation=cv2.INTER_AREA)
+    attacked = attacks.scaling_attack(source, small_target, interpolation)
+    view = attacks.resize_like_victim(attacked, (w, h), interpolation)
+    quality = attacks.image_quality(source, attacked)
+    return view, {"source_psnr": quality["psnr"], "target_linf": float(np.abs(view.astype(int) - small_target).max())}
+
+
+# ------------------------------------------------------------------------------------------ data
+
+
+class TrialData:
+    """The dataset's images, their attacked versions, landmarks, feature rows and crops, each computed on first
+    use and kept (attacks that do not depend on the repeat are computed once per run)."""
+
+    def __init__(
+        self, dataset: FaceDataset, analyzer: FaceAnalyzer, cache: LandmarkCache | None, settings: TrialSettings,
+        surrogate_dir: Path, progress: bool = True,
+    ) -> None:
+        self.dataset, self.analyzer, self.cache, self.settings = dataset, analyzer, cache, settings
+        self.surrogate_dir, self.progress = surrogate_dir, progress
+        self.labels = dataset.labels.astype(str)
+        self.classes = sorted(set(self.labels))
+        self.grays = [read_gray(p) for p in dataset.paths]
+        self.precompute_seconds: dict[str, float] = {}
+        self._sets: dict[str, ImageSet] = {}
+        self._views: dict[str, LandmarkView] = {}
+        self._rows: dict[tuple[str, str], FeatureRows] = {}
+        self._crops: dict[tuple[str, int, float], CropView] = {}
+        self._boxes: list[FaceBox | None] | None = None
+        self._surrogates: list[tuple[attacks.PixelModel, dict, np.ndarray]] | None = None
+
+    def __len__(self) -> int:
+        return len(self.grays)
+
+    def _timed(self, key: str, make: Callable[[], Any]) -> Any:
+        started = time.perf_counter()
+        value = make()
+        self.precompute_seconds[key] = round(self.precompute_seconds.get(key, 0.0) + time.perf_counter() - started, 2)
+        return value
+
+    # -- clean image facts
+
+    def boxes(self) -> list[FaceBox | None]:
+        """The CNN path's face box (largest detection) of every clean image."""
+        if self._boxes is None:
+            def detect() -> list[FaceBox | None]:
+                return [next(iter(self.analyzer.detector.detect(g)), None)
+                        for g in tqdm(self.grays, desc="face boxes", disable=not self.progress, leave=False)]
+            self._boxes = self._timed("boxes", detect)
+        return self._boxes
+
+    # -- attacked image sets
+
+    def image_set(self, key: str) -> ImageSet:
+        """"clean", "eye_boxes", "jaw_box", "noise@SIGMA", "scaling", "fgsm@EPS", "pgd@EPS"."""
+        if key not in self._sets:
+            name = key.partition("@")[0]
+            if name in ("eye_boxes", "jaw_box"):
+                self.landmarks("clean")  # dependencies first, so that each step's time is its own
+            if name in ("fgsm", "pgd"):
+                self.boxes()
+                self.surrogates()
+            self._sets[key] = self._timed(f"images {key}", lambda: self._make_set(key))
+        return self._sets[key]
+
+    def _make_set(self, key: str) -> ImageSet:
+        s, n = self.settings, len(self.grays)
+        name, _, value = key.partition("@")
+        if name == "clean":
+            return ImageSet(self.grays, np.zeros(n, bool))
+        if name in ("eye_boxes", "jaw_box"):
+            clean = self.landmarks("clean")
+            out, applied = list(self.grays), clean.found.copy()
+            apply, margin = ((attacks.apply_eye_boxes, s.eye_margin) if name == "eye_boxes"
+                             else (attacks.apply_jaw_box, s.jaw_margin))
+            for i in np.flatnonzero(applied):
+                out[i] = apply(self.grays[i], clean.landmarks[i], margin, s.fill, s.seed + i)
+            return ImageSet(out, applied)
+        if name == "noise":
+            sigma = float(value)
+            return ImageSet([attacks.gaussian_noise(g, sigma, s.seed + i) for i, g in enumerate(self.grays)],
+                            np.ones(n, bool))
+        if name == "scaling":
+            return self._scaling_set()
+        if name in ("fgsm", "pgd"):
+            return self._transfer_set(name, float(value))
+        raise ValueError(f"unknown image set {key!r}")
+
+    def _scaling_set(self) -> ImageSet:
+        s = self.settings
+        rng = np.random.default_rng(s.seed)
+        if len(self.classes) < 2:
+            raise TrialError("the scaling attack needs at least two classes (its target shows another class)")
+        out, psnr, linf = [], [], []
+        for i, gray in enumerate(tqdm(self.grays, desc="scaling attack", disable=not self.progress, leave=False)):
+            target = self.grays[int(rng.choice(np.flatnonzero(self.labels != self.labels[i])))]
+            view, quality = scaling_camouflage(gray, target, s.scaling_factor, s.scaling_interpolation)
+            out.append(view)
+            psnr.append(quality["source_psnr"])
+            linf.append(quality["target_linf"])
+        info = {"mean_source_psnr_db": float(np.mean(psnr)), "max_target_error_grey_levels": float(np.max(linf))}
+        return ImageSet(out, np.ones(len(out), bool), info)
+
+    def surrogates(self) -> list[tuple[attacks.PixelModel, dict, np.ndarray]]:
+        """(pixel model, header, indices it attacks): one given CNN for all images, or cross-fitted CNNs."""
+        if self._surrogates is None:
+            if not self.settings.surrogate:
+                self.crops("clean", self.settings.cnn_input_size, DEFAULT_MARGIN)
+            self._surrogates = self._timed("surrogate CNNs", self._make_surrogates)
+        return self._surrogates
+
+    def _make_surrogates(self) -> list[tuple[attacks.PixelModel, dict, np.ndarray]]:
+        s = self.settings
+        if s.surrogate:
+            model, header = load_cnn(s.surrogate)
+            return [(attacks.pixel_model(model, header), header, np.arange(len(self)))]
+        folds = min(s.surrogate_folds, len(set(self.dataset.groups())))
+        if folds < 2:
+            raise TrialError("cross-fitted surrogate CNNs need at least two subjects; pass --surrogate FILE.pt")
+        crops = self.crops("clean", s.cnn_input_size, DEFAULT_MARGIN)
+        out = []
+        folder = self.surrogate_dir
+        splits = split_indices("subject-kfold", self.dataset, folds, s.seed + 7919)
+        for k, (train, test) in enumerate(tqdm(list(splits), desc="surrogate CNNs", disable=not self.progress,
+                                               leave=False)):
+            path = folder / f"fold{k}.pt"
+            if path.is_file():
+                model, header = load_cnn(path)
+            else:
+                train = train[crops.found[train]]
+                settings = TrainSettings(arch=s.cnn_arch, input_size=s.cnn_input_size, epochs=s.surrogate_epochs,
+                                         seed=s.seed + k, progress=False, device="cpu")
+                result = train_cnn(crops.crops[train], self.labels[train], settings, self.classes,
+                                   self.dataset.groups()[train])
+                model, header = result.classifier.model, result.classifier.header
+                save_cnn(path, model, header)
+            out.append((attacks.pixel_model(model, header), header, test))
+        return out
+
+    def _transfer_set(self, attack: str, epsilon: float) -> ImageSet:
+        s = self.settings
+        out, applied = list(self.grays), np.zeros(len(self), bool)
+        boxes = self.boxes()
+        for model, header, index in self.surrogates():
+            labels, size = list(header["labels"]), int(header["input_size"])
+            margin = float(header.get("crop", {}).get("margin", DEFAULT_MARGIN))
+            for i in tqdm(index, desc=f"{attack} eps={epsilon}", disable=not self.progress, leave=False):
+                if boxes[i] is None:
+                    continue
+                target = [labels.index(self.labels[i])] if self.labels[i] in labels else None
+                out[i] = attacks.attack_faces(self.grays[i], [boxes[i]], model, size, attack, epsilon, target,
+                                              margin, s.pgd_steps, seed=s.seed + int(i))
+                applied[i] = True
+        return ImageSet(out, applied)
+
+    # -- what each model reads
+
+    def landmarks(self, key: str) -> LandmarkView:
+        if key not in self._views:
+            if key != "clean":
+                self.image_set(key)
+                self.landmarks("clean")
+            self._views[key] = self._timed(f"landmarks {key}", lambda: self._make_landmarks(key))
+        return self._views[key]
+
+    def _make_landmarks(self, key: str) -> LandmarkView:
+        if key == "clean":
+            extracted = extract_dataset(self.dataset, self.analyzer, self.cache, progress=self.progress)
+            return LandmarkView(extracted.landmarks, extracted.found)
+        images = self.image_set(key)
+        clean = self.landmarks("clean")
+        view = landmarks_of_images(images.grays, self.analyzer, self.cache, ~images.applied, self.progress,
+                                   f"landmarks {key}")
+        view.landmarks[~images.applied] = clean.landmarks[~images.applied]
+        view.found[~images.applied] = clean.found[~images.applied]
+        return view
+
+    def rows(self, key: str, feature_set: str) -> FeatureRows:
+        if (key, feature_set) not in self._rows:
+            view = self.landmarks(key)
+            self.image_set(key)
+            self._rows[key, feature_set] = self._timed(
+                f"features {key} {feature_set}",
+                lambda: feature_rows_of(feature_set, view, self.image_set(key).grays, self.settings.mirror))
+        return self._rows[key, feature_set]
+
+    def poison_mask(self, target: str) -> np.ndarray:
+        """Type A: the images of class `target` that carry eye boxes (those where a face was found)."""
+        return (self.labels == target) & self.image_set("eye_boxes").applied
+
+    def poisoned_rows(self, feature_set: str, target: str) -> FeatureRows:
+        """Clean feature rows, except the eye-boxed rows of class `target` (the caller picks the training part)."""
+        return merge_rows(self.rows("clean", feature_set), self.rows("eye_boxes", feature_set),
+                          self.poison_mask(target))
+
+    def poisoned_crops(self, target: str) -> CropView:
+        """Clean CNN crops, except the eye-boxed crops of class `target`."""
+        size = self.settings.cnn_input_size
+        clean, boxed = self.crops("clean", size, DEFAULT_MARGIN), self.crops("eye_boxes", size, DEFAULT_MARGIN)
+        mask = self.poison_mask(target)
+        crops, found = clean.crops.copy(), clean.found.copy()
+        crops[mask], found[mask] = boxed.crops[mask], boxed.found[mask]
+        return CropView(crops, found)
+
+    def crops(self, key: str, size: int, margin: float) -> CropView:
+        """The CNN path's crops: the face box detected on each (attacked) image, cut and resized."""
+        if (key, size, margin) not in self._crops:
+            self.image_set(key)
+            self.boxes()
+            self._crops[key, size, margin] = self._timed(f"crops {key}", lambda: self._make_crops(key, size, margin))
+        return self._crops[key, size, margin]
+
+    def _make_crops(self, key: str, size: int, margin: float) -> CropView:
+        images = self.image_set(key)
+        crops = np.zeros((len(self), size, size), np.uint8)
+        found = np.zeros(len(self), bool)
+        clean_boxes = self.boxes()
+        for i, gray in enumerate(images.grays):
+            box = clean_boxes[i] if not images.applied[i] else next(iter(self.analyzer.detector.detect(gray)), None)
+            if box is not None:
+                crops[i], found[i] = crop_face(gray, box, size, margin), True
+        return CropView(crops, found)
+
+
+# ------------------------------------------------------------------------------------------ results
+
+
+class CellStore:
+    """One JSON file per (protocol, model, attack, repeat) under `root/<fingerprint of the model kind>/`;
+    unreadable files count as missing."""
+
+    def __init__(self, root: Path, fingerprints: dict[str, str]) -> None:
+        self.root, self.fingerprints = root, fingerprints
+
+    def path(self, protocol: str, spec: ModelSpec, attack: str, repeat: int) -> Path:
+        return self.root / self.fingerprints[spec.kind] / protocol / spec.key / attack / f"r{repeat:03d}.json"
+
+    def load(self, protocol: str, spec: ModelSpec, attack: str, repeat: int) -> dict | None:
+        path = self.path(protocol, spec, attack, repeat)
+        try:
+            cell = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None
+        return cell if isinstance(cell, dict) and cell.get("version") == CELL_VERSION else None
+
+    def save(self, protocol: str, spec: ModelSpec, attack: str, repeat: int, cell: dict) -> None:
+        path = self.path(protocol, spec, attack, repeat)
+        write_text_atomic(path, json.dumps({**cell, "version": CELL_VERSION}, sort_keys=True))
+
+
+def score_predictions(labels: np.ndarray, predictions: np.ndarray, classes: list[str]) -> dict[str, Any]:
+    """The per-repeat numbers kept for one variant of a cell."""
+    result = metrics(labels, predictions, classes)
+    return {k: result[k] for k in ("accuracy", "per_class_recall", "confusion", "n", "n_no_face")}
+
+
+def predict_rows(model: EmotionModel, rows: FeatureRows, index: np.ndarray) -> np.ndarray:
+    """Forest labels for the rows at `index`; None where the row holds no face."""
+    predictions = np.full(len(index), None, dtype=object)
+    found = np.isfinite(rows.x[index, 0])
+    if found.any():
+        faces = index[found]
+        mirrored = rows.x_mirrored[faces] if rows.x_mirrored is not None else None
+        proba = model.predict_features(rows.x[faces], mirrored)
+        predictions[found] = np.array(model.labels, dtype=object)[proba.argmax(axis=1)]
+    return predictions
+
+
+def predict_crops(classifier: CnnClassifier, view: CropView, index: np.ndarray) -> np.ndarray:
+    predictions = np.full(len(index), None, dtype=object)
+    found = view.found[index]
+    if found.any():
+        proba = classifier.predict_proba(view.crops[index[found]])
+        predictions[found] = np.array(classifier.labels, dtype=object)[proba.argmax(axis=1)]
+    return predictions
+
+
+def attack_region(gray: np.ndarray, box: FaceBox | None) -> tuple[int, int, int, int]:
+    """Where the black-box attack may change pixels: the CNN's crop square of the face (the whole image for
+    face crops and where no face was found)."""
+    h, w = gray.shape
+    if box is None:
+        return 0, 0, w, h
+    left, top, side = crop_square(box, DEFAULT_MARGIN)
+    x0, y0 = max(0, int(np.floor(left))), max(0, int(np.floor(top)))
+    x1, y1 = min(w, int(np.ceil(left + side))), min(h, int(np.ceil(top + side)))
+    return (x0, y0, x1, y1) if x1 > x0 and y1 > y0 else (0, 0, w, h)
+
+
+class Trials:
+    """Runs the cells of a trial, reading finished ones from the store."""
+
+    def __init__(self, data: TrialData, settings: TrialSettings, store: CellStore, progress: bool = True) -> None:
+        self.data, self.settings, self.store, self.progress = data, settings, store, progress
+        self.specs = model_specs(settings.models, settings.feature_sets)
+        self.computed = 0
+        self.reused = 0
+
+    def split(self, protocol: str, repeat: int) -> tuple[np.ndarray, np.ndarray]:
+        """Fold 0 of `folds` stratified (group) folds shuffled with seed + repeat: one train/test split."""
+        try:
+            return next(split_indices(protocol, self.data.dataset, self.settings.folds, self.settings.seed + repeat))
+        except ValueError as error:
+            raise TrialError(str(error)) from None
+
+    def run(self) -> dict[str, dict[str, dict[str, list[dict]]]]:
+        """cells[protocol][model][attack] = per-repeat cells, repeat 0 first."""
+        s = self.settings
+        cells: dict[str, dict[str, dict[str, list[dict]]]] = {}
+        jobs = [(p, spec, r) for p in s.protocols for spec in self.specs
+                for r in range(max(s.repeats_for(spec, a) for a in s.attacks))]
+        for protocol, spec, repeat in tqdm(jobs, desc="trials", disable=not self.progress):
+            row = cells.setdefault(protocol, {}).setdefault(spec.key, {})
+            wanted = [a for a in s.attacks if repeat < s.repeats_for(spec, a)]
+            for attack, cell in self._repeat(protocol, spec, repeat, wanted):
+                row.setdefault(attack, []).append(cell)
+        return cells
+
+    def _repeat(self, protocol: str, spec: ModelSpec, repeat: int, wanted: list[str]) -> Iterator[tuple[str, dict]]:
+        train, test = self.split(protocol, repeat)
+        clean_model: list[Any] = []  # fitted on first need, shared by the test-time attacks of this repeat
+        for attack in wanted:
+            cell = self.store.load(protocol, spec, attack, repeat)
+            if cell is not None:
+                self.reused += 1
+                yield attack, cell
+                continue
+            cell = self._compute(spec, attack, repeat, train, test, clean_model)
+            self.store.save(protocol, spec, attack, repeat, cell)
+            self.computed += 1
+            yield attack, cell
+
+    # -- one cell
+
+    def _compute(self, spec: ModelSpec, attack: str, repeat: int, train: np.ndarray, test: np.ndarray,
+                 clean_model: list[Any]) -> dict:
+        seed = self.settings.seed + repeat
+        cell: dict[str, Any] = {"train_seconds": 0.0, "test_seconds": 0.0, "attack_seconds": 0.0, "variants": {}}
+        if attack == "type_a":
+            if spec.kind == "forest":
+                self.data.rows("eye_boxes", spec.feature_set)
+                self.data.rows("clean", spec.feature_set)
+            else:
+                self.data.crops("eye_boxes", self.settings.cnn_input_size, DEFAULT_MARGIN)
+            for target in self.data.classes:
+                started = time.perf_counter()
+                model = self._fit(spec, train, seed, poison=target)
+                fitted = time.perf_counter()
+                cell["variants"][target] = self._score(spec, model, "clean", test)
+                cell["train_seconds"] += fitted - started
+                cell["test_seconds"] += time.perf_counter() - fitted
+            return cell
+        if not clean_model:
+            self._prepare(spec, "clean")
+            started = time.perf_counter()
+            clean_model.append(self._fit(spec, train, seed))
+            if attack == "clean":
+                cell["train_seconds"] = time.perf_counter() - started
+        model = clean_model[0]
+        self._prepare(spec, attack)
+        started = time.perf_counter()
+        if attack in ("clean", "type_b", "scaling"):
+            key = {"clean": "clean", "type_b": "jaw_box", "scaling": "scaling"}[attack]
+            cell["variants"]["all"] = self._score(spec, model, key, test)
+        elif attack == "noise":
+            for sigma in self.settings.noise_sigmas:
+                cell["variants"][f"sigma={sigma:g}"] = self._score(spec, model, f"noise@{sigma:g}", test)
+        elif attack in ("fgsm", "pgd") and spec.kind == "forest":
+            for eps in self.settings.epsilons:
+                cell["variants"][f"eps={eps:g}"] = self._score(spec, model, f"{attack}@{eps:g}", test)
+        elif attack in ("fgsm", "pgd"):
+            for eps in self.settings.epsilons:
+                cell["variants"][f"eps={eps:g}"] = self._white_box(model, attack, eps, test, seed)
+        elif attack == "adaptive":
+            cell["variants"] = self._adaptive(spec, model, test, seed)
+        else:
+            raise ValueError(f"unknown attack {attack!r}")
+        cell["test_seconds"] = time.perf_counter() - started
+        return cell
+
+    def _prepare(self, spec: ModelSpec, attack: str) -> None:
+        """Compute the attacked images and what the model reads of them, so that cell times are test times."""
+        s = self.settings
+        keys = {"clean": ["clean"], "type_b": ["jaw_box"], "scaling": ["scaling"],
+                "noise": [f"noise@{sigma:g}" for sigma in s.noise_sigmas]}.get(attack, [])
+        if attack in ("fgsm", "pgd") and spec.kind == "forest":
+            keys = [f"{attack}@{eps:g}" for eps in s.epsilons]
+        for key in keys:
+            if spec.kind == "forest":
+                self.data.rows(key, spec.feature_set)
+            else:
+                self.data.crops(key, s.cnn_input_size, DEFAULT_MARGIN)
+        self.data.boxes()
+
+    def _fit(self, spec: ModelSpec, train: np.ndarray, seed: int, poison: str | None = None) -> Any:
+        s, data = self.settings, self.data
+        if spec.kind == "forest":
+            fs = spec.feature_set
+            rows = data.rows("clean", fs) if poison is None else data.poisoned_rows(fs, poison)
+            index = train[np.isfinite(rows.x[train, 0])]
+            forest = ForestSettings(spec.feature_set, s.n_estimators, s.max_features, s.mirror, s.jobs)
+            return forest.fit(rows, index, data.labels, seed)
+        view = data.crops("clean", s.cnn_input_size, DEFAULT_MARGIN) if poison is None else data.poisoned_crops(poison)
+        crops, found = view.crops, view.found
+        index = train[found[train]]
+        settings = TrainSettings(arch=s.cnn_arch, input_size=s.cnn_input_size, epochs=s.cnn_epochs, seed=seed,
+                                 progress=False, device="cpu")
+        return train_cnn(crops[index], data.labels[index], settings, data.classes,
+                         data.dataset.groups()[index]).classifier
+
+    def _score(self, spec: ModelSpec, model: Any, key: str, test: np.ndarray) -> dict:
+        data = self.data
+        if spec.kind == "forest":
+            predictions = predict_rows(model, data.rows(key, spec.feature_set), test)
+        else:
+            predictions = predict_crops(model, data.crops(key, self.settings.cnn_input_size, DEFAULT_MARGIN), test)
+        return score_predictions(data.labels[test], predictions, data.classes)
+
+    def _white_box(self, classifier: CnnClassifier, attack: str, eps: float, test: np.ndarray, seed: int) -> dict:
+        """FGSM/PGD crafted on this repeat's CNN through its crop geometry, scored by the CNN pipeline."""
+        data, s = self.data, self.settings
+        boxes, pixel = data.boxes(), attacks.pixel_model(classifier.model, classifier.header)
+        labels = classifier.labels
+        predictions = np.full(len(test), None, dtype=object)
+        for k, i in enumerate(test):
+            if boxes[i] is None:
+                continue
+            target = [labels.index(data.labels[i])] if data.labels[i] in labels else None
+            attacked = attacks.attack_faces(data.grays[i], [boxes[i]], pixel, s.cnn_input_size, attack, eps, target,
+                                            DEFAULT_MARGIN, s.pgd_steps, seed=seed * 100003 + int(i))
+            box = next(iter(data.analyzer.detector.detect(attacked)), None)
+            if box is not None:
+                proba = classifier.predict_proba(crop_face(attacked, box, s.cnn_input_size, DEFAULT_MARGIN)[None])
+                predictions[k] = labels[int(proba[0].argmax())]
+        return score_predictions(data.labels[test], predictions, data.classes)
+
+    def scorer(self, spec: ModelSpec, model: Any) -> Callable[[np.ndarray], np.ndarray | None]:
+        """The model's whole pipeline as a black box: grey image -> class probabilities (None: no face)."""
+        analyzer, size = self.data.analyzer, self.settings.cnn_input_size
+        if spec.kind == "forest":
+            def forest_score(gray: np.ndarray) -> np.ndarray | None:
+                faces = analyzer.analyze(gray)
+                return model.predict_proba(faces[0].landmarks[None], [gray])[0] if faces else None
+            return forest_score
+
+        def cnn_score(gray: np.ndarray) -> np.ndarray | None:
+            box = next(iter(analyzer.detector.detect(gray)), None)
+            return None if box is None else model.predict_proba(crop_face(gray, box, size, DEFAULT_MARGIN)[None])[0]
+        return cnn_score
+
+    def _adaptive(self, spec: ModelSpec, model: Any, test: np.ndarray, seed: int) -> dict[str, dict]:
+        """Square attack on a seeded subset of the test images at every epsilon (eps=0: the subset, clean)."""
+        s, data = self.settings, self.data
+        subset = np.sort(np.random.default_rng(seed).permutation(test)[: s.adaptive_images])
+        score, labels = self.scorer(spec, model), list(model.labels)
+        variants: dict[str, dict] = {}
+        for eps in (0.0, *s.epsilons):
+            predictions = np.full(len(subset), None, dtype=object)
+            queries = []
+            for k, i in enumerate(subset):
+                if data.labels[i] not in labels:
+                    continue
+                result = square_attack(score, data.grays[i], labels.index(data.labels[i]), eps, s.adaptive_queries,
+                                       seed * 100003 + int(i), attack_region(data.grays[i], data.boxes()[i]))
+                if result.proba is not None:
+                    predictions[k] = labels[int(np.argmax(result.proba))]
+                queries.append(result.queries)
+            variants[f"eps={eps:g}"] = {**score_predictions(data.labels[subset], predictions, data.classes),
+                                        "mean_queries": float(np.mean(queries)) if queries else 0.0}
+        return variants
+
+
+def run_trials(
+    dataset: FaceDataset, settings: TrialSettings, out: str | Path, analyzer: FaceAnalyzer | None = None,
+    cache: LandmarkCache | None = None, progress: bool = True,
+) -> dict[str, Any]:
+    """Run (or resume) every cell; returns {"cells": ..., "meta": ...} for `trials_report`."""
+    settings.check()
+    torch.set_num_threads(settings.threads)
+    analyzer = analyzer or FaceAnalyzer()
+    out = Path(out)
+    fingerprints = {kind: settings.fingerprint(dataset, analyzer, kind) for kind in MODEL_KINDS}
+    started = time.perf_counter()
+    data = TrialData(dataset, analyzer, cache, settings, out / "surrogates" / fingerprints["forest"], progress)
+    trials = Trials(data, settings, CellStore(out / "cells", fingerprints), progress)
+    cells = trials.run()
+    info = {key: image_set.info for key, image_set in data._sets.items() if image_set.info}
+    meta = {
+        "data": str(dataset.root), "dataset": dataset.name, "n_images": len(dataset), "classes": data.classes,
+        "class_counts": {c: int((data.labels == c).sum()) for c in data.classes},
+        "subjects": len(set(dataset.groups())) if dataset.subjects is not None else None,
+        "faces_found": float(data.landmarks("clean").found.mean()) if "clean" in data._views else None,
+        "settings": {k: v for k, v in asdict(settings).items()}, "fingerprints": fingerprints,
+        "models": [asdict(spec) for spec in trials.specs],
+        "cells_computed": trials.computed, "cells_reused": trials.reused,
+        "precompute_seconds": data.precompute_seconds, "attack_info": info,
+        "wall_seconds": round(time.perf_counter() - started, 2),
+        "torch_threads": torch.get_num_threads(),
+    }
+    return {"cells": cells, "meta": meta}

@@ -1,0 +1,1 @@
+"""rclpy nodes, one per file, each started by a console script of the same name."""
