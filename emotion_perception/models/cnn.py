@@ -20,7 +20,7 @@ from emotion_perception.core.errors import CnnFileError
 ARCHS = ("small_resnet", "resnet18", "dcnn", "multitask")
 INPUT_SIZES = (48, 64, 112)
 DEFAULT_CNN = "default_cnn.pt"
-FORMAT = "emotion_perception.models.cnn/1"
+FORMAT = "emotion_perception.cnn/1"
 N_LANDMARKS = 68
 # Outer eye corners of the 68-point scheme: their distance is the inter-ocular normaliser (300-W convention).
 LEFT_EYE_CORNER, RIGHT_EYE_CORNER = 36, 45
