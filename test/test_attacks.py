@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from face_images import astronaut_bgr, astronaut_gray, face_crop, two_faces
 from torch import nn
 
-from emotion_perception.attacks import perturbations as attacks
+from emotion_perception import attacks
 from emotion_perception.core.pipeline import FaceAnalyzer
 from emotion_perception.models.cnn import load_cnn
 from emotion_perception.models.crops import crop_face

@@ -17,7 +17,7 @@ from rosbags.highlevel import AnyReader
 from rosbags.rosbag2 import Writer
 from rosbags.typesys import Stores, get_typestore
 
-from emotion_perception.attacks.injector import INJECTOR_PARAMS, FrameAttacker
+from emotion_perception.attacks.injector import FrameAttacker
 from emotion_perception.core.errors import BagError
 from emotion_perception.core.frames import frame_to_gray
 from emotion_perception.core.params import defaults
@@ -25,6 +25,7 @@ from emotion_perception.core.pipeline import EmotionPipeline, FaceAnalyzer
 from emotion_perception.data.bags import GROUND_TRUTH_TOPIC, IMAGE_TOPIC, BagReader, write_dataset_bag
 from emotion_perception.experiments.scoring import Scoreboard
 from emotion_perception.models.landmark_model import EmotionModel
+from emotion_perception.ros.params import INJECTOR_PARAMS
 
 START_NS = 1_700_000_000_000_000_000
 CLI = [sys.executable, "-m", "emotion_perception"]

@@ -6,11 +6,12 @@ import pytest
 import skimage.data
 from face_images import astronaut_bgr, astronaut_gray
 
-from emotion_perception.attacks import perturbations as attacks
-from emotion_perception.attacks.injector import INJECTOR_PARAMS, FrameAttacker, attack_params, frame_seed
+from emotion_perception import attacks
+from emotion_perception.attacks.injector import FrameAttacker, attack_params, frame_seed
 from emotion_perception.core.errors import FrameError, InjectorSetupError
 from emotion_perception.core.frames import encode_frame
 from emotion_perception.core.params import defaults, validate
+from emotion_perception.ros.params import INJECTOR_PARAMS
 
 
 def settings(**changes) -> dict:

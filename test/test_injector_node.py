@@ -13,7 +13,7 @@ from ros_helpers import Probe, image_msg, raw_image, set_parameters, start_node
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
-from emotion_perception.attacks import perturbations as attacks
+from emotion_perception import attacks
 from emotion_perception.core.frames import decode_frame
 from emotion_perception.core.pipeline import FaceAnalyzer
 from emotion_perception.models.cnn import build_model, save_cnn

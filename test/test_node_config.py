@@ -4,7 +4,8 @@ from pathlib import Path
 
 import yaml
 
-from emotion_perception.core.params import LANDMARK_NODE_PARAMS, ParamSpec, defaults, validate
+from emotion_perception.core.params import ParamSpec, defaults, validate
+from emotion_perception.ros.params import LANDMARK_NODE_PARAMS
 
 CONFIG = Path(__file__).resolve().parents[1] / "config" / "emotion_perception.yaml"
 

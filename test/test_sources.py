@@ -17,7 +17,6 @@ from emotion_perception.core.errors import SourceError
 from emotion_perception.core.params import defaults, validate
 from emotion_perception.data.sources import (
     DEMO_FRAMES,
-    SOURCE_NODE_PARAMS,
     bag_frames,
     camera_frames,
     folder_frames,
@@ -27,6 +26,7 @@ from emotion_perception.data.sources import (
     to_encoding,
     video_frames,
 )
+from emotion_perception.ros.params import SOURCE_NODE_PARAMS
 
 TYPESTORE = get_typestore(Stores.ROS2_JAZZY)
 

@@ -9,8 +9,9 @@ from face_images import astronaut_gray
 
 from emotion_perception.core.faces import FaceBox, FaceDetector
 from emotion_perception.core.landmarks import LandmarkPredictor
-from emotion_perception.core.params import LANDMARK_NODE_PARAMS, defaults
+from emotion_perception.core.params import defaults
 from emotion_perception.core.tracking import FaceTracker, Region, iou, match_boxes, sweep_regions
+from emotion_perception.ros.params import LANDMARK_NODE_PARAMS
 
 FACE = (slice(30, 250), slice(120, 320))  # rows, columns of the astronaut photo holding her head
 

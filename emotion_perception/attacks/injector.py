@@ -11,7 +11,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from emotion_perception.attacks import perturbations as attacks
+from emotion_perception.attacks import registry
+from emotion_perception.attacks.gradient import pixel_model
+from emotion_perception.attacks.pixels import change_size
+from emotion_perception.attacks.registry import ATTACK_PARAMS, AttackInputs
 from emotion_perception.core.errors import FrameError, ImageError, InjectorSetupError, ModelFileError
 from emotion_perception.core.faces import FaceDetector
 from emotion_perception.core.frames import decode_frame
@@ -22,46 +25,26 @@ from emotion_perception.core.pipeline import FaceAnalyzer
 from emotion_perception.models.crops import DEFAULT_MARGIN
 
 INFO_VERSION = 1
-NODE_ATTACKS = ("none", *attacks.ATTACKS)
+NODE_ATTACKS = ("none", *registry.NAMES)
 EIGHT_BIT = ("mono8", "8UC1", "bgr8", "8UC3", "rgb8", "bgra8", "rgba8")
 
-INJECTOR_PARAMS: tuple[ParamSpec, ...] = (
+# The attacker's parameters; the injector node adds its own (ros.params.INJECTOR_PARAMS).
+ATTACKER_PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("attack", "none", "attack applied to the frames; none passes them through bit-exact",
               choices=NODE_ATTACKS, tunable=True),
     ParamSpec("fraction", 1.0, "fraction of frames attacked (drawn per frame from the seed)", 0.0, 1.0,
               tunable=True),
     ParamSpec("seed", 0, "seed of the frame draw and of the random parts of the attacks", 0, 2**31 - 1,
               tunable=True),
-    ParamSpec("epsilon", 0.01, "fgsm/pgd: L-inf bound of the change on [0,1] pixels", 0.0, 1.0, tunable=True),
-    ParamSpec("steps", 10, "pgd: iterations", 1, 1000, tunable=True),
-    ParamSpec("step_size", 0.0, "pgd: step on [0,1] pixels; 0: 2.5 * epsilon / steps", 0.0, 1.0, tunable=True),
-    ParamSpec("random_start", True, "pgd: start at a random point of the epsilon ball", tunable=True),
+    *ATTACK_PARAMS,
     ParamSpec("model_path", "", "CNN weights (.pt) for fgsm/pgd; empty: the CNN shipped with the package",
               must_exist=True, tunable=True),
-    ParamSpec("eye_margin", 0.25, "eye_boxes: growth of each box around an eye, in eye widths", 0.0, 5.0,
-              tunable=True),
-    ParamSpec("jaw_margin", 0.05, "jaw_box: growth of the box around the lower jaw, in jaw widths", 0.0, 5.0,
-              tunable=True),
-    ParamSpec("box_fill", "black", "colour of the boxes", choices=attacks.FILLS, tunable=True),
-    ParamSpec("noise_sigma", 0.05, "gaussian: standard deviation on [0,1] pixels", 0.0, 1.0, tunable=True),
-    ParamSpec("noise_amount", 0.05, "salt_pepper: fraction of pixels set black or white", 0.0, 1.0,
-              tunable=True),
-    ParamSpec("target_image", "", "scaling: the image the victim should see after its resize",
-              must_exist=True, tunable=True),
-    ParamSpec("scale_width", 64, "scaling: width of the victim's resize", 1, 4096, tunable=True),
-    ParamSpec("scale_height", 48, "scaling: height of the victim's resize", 1, 4096, tunable=True),
-    ParamSpec("scale_interpolation", "linear", "scaling: the victim's cv2.resize interpolation",
-              choices=tuple(attacks.INTERPOLATIONS), tunable=True),
     ParamSpec("upsample", 0, "face detector up-sampling steps for the landmark and white-box attacks", 0, 3,
               tunable=True),
     ParamSpec("min_face_size", 40, "smallest face side the attacks look for, in pixels", 8, 4096, tunable=True),
     ParamSpec("max_image_pixels", 16_777_216, "frames with more pixels are rejected as bad frames", 1,
               268_435_456, tunable=True),
-    ParamSpec("reliability", "best_effort", "QoS reliability of the image subscription",
-              choices=("best_effort", "reliable")),
-    ParamSpec("diagnostics_period", 1.0, "seconds between /diagnostics messages", 0.1, 60.0),
 )
-
 
 
 @dataclass
@@ -96,16 +79,10 @@ def frame_seed(seed: int, index: int) -> int:
 def attack_params(values: Mapping[str, Any]) -> dict[str, Any]:
     """The parameters that matter for the selected attack (for attack/info)."""
     name = values["attack"]
-    keys = {
-        "none": (), "eye_boxes": ("eye_margin", "box_fill"), "jaw_box": ("jaw_margin", "box_fill"),
-        "fgsm": ("epsilon",), "pgd": ("epsilon", "steps", "step_size", "random_start"),
-        "scaling": ("target_image", "scale_width", "scale_height", "scale_interpolation"),
-        "gaussian": ("noise_sigma",), "salt_pepper": ("noise_amount",),
-    }[name]
-    params = {key: values[key] for key in keys}
-    if name != "none":
-        params.update(fraction=values["fraction"], seed=values["seed"])
-    return params
+    if name == "none":
+        return {}
+    return {**{key: values[key] for key in registry.get(name).params}, "fraction": values["fraction"],
+            "seed": values["seed"]}
 
 
 class FrameAttacker:
@@ -132,7 +109,7 @@ class FrameAttacker:
                 model, header = load_cnn(v["model_path"] or None)
             except ModelFileError as error:
                 raise InjectorSetupError(f"{name} needs a CNN: {error}") from None
-            r.model, r.model_header, r.model_path = attacks.pixel_model(model, header), header, v["model_path"]
+            r.model, r.model_header, r.model_path = pixel_model(model, header), header, v["model_path"]
         if name == "scaling":
             if not v["target_image"]:
                 raise InjectorSetupError("scaling needs target_image (the image the victim should see)")
@@ -175,44 +152,36 @@ class FrameAttacker:
             out[:, :, :3] = attacked
         else:
             out = attacked
-        size = attacks.change_size(pixels, out)
+        size = change_size(pixels, out)
         return FrameResult(out, True, "", size["linf"], size["l2"], faces)
 
     def _attack(self, image: np.ndarray, order: str, seed: int) -> tuple[np.ndarray | None, int | None]:
         """(attacked colour/grey pixels or None when there is no face, faces found or None if not searched)."""
         v, r = self.values, self.resources
         name = v["attack"]
-        if name == "gaussian":
-            return attacks.gaussian_noise(image, float(v["noise_sigma"]), seed), None
-        if name == "salt_pepper":
-            return attacks.salt_and_pepper(image, float(v["noise_amount"]), seed), None
-        if name == "scaling":
-            return self._scaling(image, order), None
-        gray = to_gray_u8(image, order=order)
-        assert r.analyzer is not None
-        if name in ("eye_boxes", "jaw_box"):
-            faces = r.analyzer.analyze(gray)
+        needs = registry.get(name).needs
+        inputs = AttackInputs(order=order)
+        faces: int | None = None
+        if needs == "target":
+            inputs.target = self._scaling_target(image, order)
+        elif needs:
+            assert r.analyzer is not None
+            gray = to_gray_u8(image, order=order)
+            if needs == "landmarks":
+                inputs.landmarks = [face.landmarks for face in r.analyzer.analyze(gray)]
+                faces = len(inputs.landmarks)
+            else:
+                header = r.model_header
+                inputs.boxes = r.analyzer.detector.detect(gray)
+                inputs.model, inputs.input_size = r.model, int(header["input_size"])
+                inputs.margin = float(header.get("crop", {}).get("margin", DEFAULT_MARGIN))
+                faces = len(inputs.boxes)
             if not faces:
                 return None, 0
-            boxes: list[attacks.Box] = []
-            for face in faces:
-                if name == "eye_boxes":
-                    boxes += attacks.eye_rectangles(face.landmarks, image.shape, float(v["eye_margin"]))
-                else:
-                    boxes.append(attacks.jaw_rectangle(face.landmarks, image.shape, float(v["jaw_margin"])))
-            return attacks.fill_boxes(image, boxes, str(v["box_fill"]), seed), len(faces)
-        boxes_found = r.analyzer.detector.detect(gray)
-        if not boxes_found:
-            return None, 0
-        header = r.model_header
-        margin = float(header.get("crop", {}).get("margin", DEFAULT_MARGIN))
-        attacked = attacks.attack_faces(
-            gray, boxes_found, r.model, int(header["input_size"]), name, float(v["epsilon"]), None, margin,
-            int(v["steps"]), float(v["step_size"]) or None, bool(v["random_start"]), seed,
-        )
-        return attacks.add_gray_change(image, gray, attacked), len(boxes_found)
+        return registry.apply(name, image, v, inputs, seed), faces
 
-    def _scaling(self, image: np.ndarray, order: str) -> np.ndarray:
+    def _scaling_target(self, image: np.ndarray, order: str) -> np.ndarray:
+        """The target image at the victim's resize, in the frame's channels."""
         import cv2
 
         v, target = self.values, self.resources.target
@@ -225,8 +194,7 @@ class FrameAttacker:
             target = cv2.cvtColor(target, cv2.COLOR_BGR2GRAY)
         elif order == "rgb":
             target = target[:, :, ::-1]
-        small = cv2.resize(target, size, interpolation=cv2.INTER_AREA)
-        return attacks.scaling_attack(image, small, str(v["scale_interpolation"]))
+        return cv2.resize(target, size, interpolation=cv2.INTER_AREA)
 
 
 def info_record(values: Mapping[str, Any], stamp: tuple[int, int], frame_id: str, index: int,

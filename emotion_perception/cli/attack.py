@@ -13,7 +13,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from emotion_perception.attacks import perturbations as attacks
+from emotion_perception import attacks
+from emotion_perception.attacks import registry
 from emotion_perception.cli.common import add_analyzer_args, make_analyzer, make_cache, write_json
 from emotion_perception.core.errors import CommandError
 from emotion_perception.core.images import read_gray
@@ -23,7 +24,6 @@ from emotion_perception.data.landmark_cache import extract_dataset
 from emotion_perception.models.crops import DEFAULT_MARGIN
 
 PANEL = 160  # side of one image in examples.png
-DEFAULT_MARGINS = {"eye_boxes": 0.25, "jaw_box": 0.05}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -32,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Attacked copies of every image of --data under --out (same relative paths, grey), "
         "attack.json (parameters, per-image change sizes) and examples.png.",
     )
-    parser.add_argument("--attack", required=True, metavar="{" + ",".join(attacks.ATTACKS) + "}",
+    parser.add_argument("--attack", required=True, metavar="{" + ",".join(registry.NAMES) + "}",
                         help="which attack")
     parser.add_argument("--data", required=True, metavar="DIR", help="dataset folder (<class>/<image>)")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder (not inside --data)")
@@ -41,7 +41,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "salt_pepper: fraction of pixels (0.05)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--margin", type=float, default=None,
-                        help="box growth in units of the eye (jaw) width (default 0.25 eyes, 0.05 jaw)")
+                        help=f"box growth in units of the eye (jaw) width (default {attacks.EYE_MARGIN} eyes, "
+                        f"{attacks.JAW_MARGIN} jaw)")
     parser.add_argument("--fill", default="black", choices=attacks.FILLS, help="box colour")
     parser.add_argument("--steps", type=int, default=10, help="pgd iterations")
     parser.add_argument("--step-size", type=float, default=None, help="pgd step (default 2.5*epsilon/steps)")
@@ -111,34 +112,42 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+# The command's options -> the registry's parameter of each attack (`--epsilon` is gaussian's sigma and
+# salt_pepper's amount, `--margin` the box margin of either box attack).
+EPSILON_PARAM = {"fgsm": "epsilon", "pgd": "epsilon", "gaussian": "noise_sigma", "salt_pepper": "noise_amount"}
+MARGIN_PARAM = {"eye_boxes": "eye_margin", "jaw_box": "jaw_margin"}
+
+
 def check_params(args: argparse.Namespace) -> dict[str, Any]:
-    """The attack's parameters (defaults filled in); out-of-range values -> CommandError."""
+    """The attack's parameters in the registry's names (defaults filled in); out-of-range values -> CommandError."""
     attack = args.attack
-    if attack not in attacks.ATTACKS:
-        raise CommandError(f"unknown attack {attack!r}; choose from {', '.join(attacks.ATTACKS)}")
-    params: dict[str, Any] = {"seed": args.seed}
-    if attack in ("eye_boxes", "jaw_box"):
-        margin = DEFAULT_MARGINS[attack] if args.margin is None else args.margin
-        if not 0 <= margin <= 5:
-            raise CommandError(f"--margin must be in [0, 5], got {margin}")
-        params.update(margin=margin, fill=args.fill)
-    if attack in attacks.DEFAULT_EPSILON:
-        epsilon = attacks.DEFAULT_EPSILON[attack] if args.epsilon is None else args.epsilon
-        if not 0 <= epsilon <= 1:
-            raise CommandError(f"--epsilon must be in [0, 1], got {epsilon}")
-        params["epsilon"] = epsilon
+    if attack not in registry.NAMES:
+        raise CommandError(f"unknown attack {attack!r}; choose from {', '.join(registry.NAMES)}")
+    given: dict[str, Any] = {"box_fill": args.fill, "steps": args.steps, "step_size": args.step_size or 0.0,
+                             "random_start": not args.no_random_start, "scale_interpolation": args.interpolation}
+    if attack in MARGIN_PARAM and args.margin is not None:
+        given[MARGIN_PARAM[attack]] = args.margin
+    if attack in EPSILON_PARAM and args.epsilon is not None:
+        given[EPSILON_PARAM[attack]] = args.epsilon
     elif args.epsilon is not None:
         raise CommandError(f"--epsilon does not apply to {attack}")
-    if attack == "pgd":
-        if args.steps < 1:
-            raise CommandError(f"--steps must be >= 1, got {args.steps}")
-        params.update(steps=args.steps, step_size=args.step_size, random_start=not args.no_random_start)
+    flags = {"eye_margin": "--margin", "jaw_margin": "--margin", "epsilon": "--epsilon", "noise_sigma": "--epsilon",
+             "noise_amount": "--epsilon", "steps": "--steps", "step_size": "--step-size"}
+    params: dict[str, Any] = {"seed": args.seed}
+    for spec in registry.param_specs(attack):
+        if spec.name in ("target_image", "scale_width", "scale_height"):
+            continue  # the command picks targets and sizes per image (--target, --scale-size)
+        value = given.get(spec.name, spec.default)
+        reason = spec.check(value)
+        if reason:
+            raise CommandError(f"{flags.get(spec.name, spec.name)}: {reason}")
+        params[spec.name] = value
     if attack in ("fgsm", "pgd") and args.threads < 1:
         raise CommandError(f"--threads must be >= 1, got {args.threads}")
     if attack == "scaling":
         if args.scale_size is not None and args.scale_size < 1:
             raise CommandError(f"--scale-size must be >= 1, got {args.scale_size}")
-        params.update(interpolation=args.interpolation, scale_size=args.scale_size, target=args.target)
+        params.update(scale_size=args.scale_size, target=args.target)
     if args.examples < 0:
         raise CommandError(f"--examples must be >= 0, got {args.examples}")
     return params
@@ -150,7 +159,8 @@ class Attacker:
     def __init__(self, args: argparse.Namespace, params: dict[str, Any], dataset: FaceDataset) -> None:
         self.name, self.params, self.dataset = args.attack, params, dataset
         self.seed = args.seed
-        if self.name in ("eye_boxes", "jaw_box"):
+        needs = registry.get(self.name).needs
+        if needs == "landmarks":
             analyzer = make_analyzer(args)
             subset = dataset if args.only_class is None else dataset.subset(dataset.labels == args.only_class)
             extracted = extract_dataset(subset, analyzer, make_cache(args), progress=not args.quiet)
@@ -158,10 +168,10 @@ class Attacker:
                                    else dataset.labels == args.only_class)
             self.landmarks = np.full((len(dataset), 68, 2), np.nan, np.float32)
             self.landmarks[index] = extracted.landmarks
-        if self.name in ("fgsm", "pgd"):
+        if needs == "model":
             self._load_cnn(args)
             self.analyzer: FaceAnalyzer = make_analyzer(args)
-        if self.name == "scaling":
+        if needs == "target":
             self._prepare_targets(args)
 
     def _load_cnn(self, args: argparse.Namespace) -> None:
@@ -193,35 +203,28 @@ class Attacker:
 
     def attack(self, i: int, gray: np.ndarray) -> tuple[np.ndarray | None, dict[str, Any]]:
         """(attacked grey image or None when it cannot be attacked, extra per-image record fields)."""
-        p, seed = self.params, self.seed + i
-        if self.name in ("eye_boxes", "jaw_box"):
-            points = self.landmarks[i]
-            if not np.all(np.isfinite(points)):
+        inputs, extra = registry.AttackInputs(), {}
+        needs = registry.get(self.name).needs
+        if needs == "landmarks":
+            if not np.all(np.isfinite(self.landmarks[i])):
                 return None, {"reason": "no face"}
-            apply = attacks.apply_eye_boxes if self.name == "eye_boxes" else attacks.apply_jaw_box
-            return apply(gray, points, p["margin"], p["fill"], seed), {}
-        if self.name == "gaussian":
-            return attacks.gaussian_noise(gray, p["epsilon"], seed), {}
-        if self.name == "salt_pepper":
-            return attacks.salt_and_pepper(gray, p["epsilon"], seed), {}
-        if self.name == "scaling":
-            return self._scaling(i, gray)
-        return self._white_box(i, gray, seed)
+            inputs.landmarks = [self.landmarks[i]]
+        elif needs == "model":
+            inputs.boxes = self.analyzer.detector.detect(gray)[:1]
+            if not inputs.boxes:
+                return None, {"reason": "no face"}
+            label = str(self.dataset.labels[i])
+            inputs.labels = [self.labels.index(label)] if label in self.labels else None
+            inputs.model, inputs.input_size, inputs.margin = self.model, self.size, self.margin
+            extra["true_label_used"] = inputs.labels is not None
+        elif needs == "target":
+            inputs.target, extra = self._scaling_target(i, gray)
+            if inputs.target is None:
+                return None, extra
+        return registry.apply(self.name, gray, self.params, inputs, self.seed + i), extra
 
-    def _white_box(self, i: int, gray: np.ndarray, seed: int) -> tuple[np.ndarray | None, dict[str, Any]]:
-        boxes = self.analyzer.detector.detect(gray)[:1]
-        if not boxes:
-            return None, {"reason": "no face"}
-        label = str(self.dataset.labels[i])
-        labels = [self.labels.index(label)] if label in self.labels else None
-        p = self.params
-        attacked = attacks.attack_faces(
-            gray, boxes, self.model, self.size, self.name, p["epsilon"], labels, self.margin,
-            p.get("steps", 10), p.get("step_size"), p.get("random_start", True), seed,
-        )
-        return attacked, {"true_label_used": labels is not None}
-
-    def _scaling(self, i: int, gray: np.ndarray) -> tuple[np.ndarray | None, dict[str, Any]]:
+    def _scaling_target(self, i: int, gray: np.ndarray) -> tuple[np.ndarray | None, dict[str, Any]]:
+        """The victim's view to hide in image i (its square resize of another class's image, or of --target)."""
         side = min(gray.shape)
         size = self.params["scale_size"] or (48 if side >= 96 else max(side // 4, 1))
         if size >= side:
@@ -232,14 +235,14 @@ class Attacker:
         extra: dict[str, Any] = {"scale_size": size}
         if self.fixed_target is None:
             extra["target"] = str(self.dataset.paths[self.target_index[i]].relative_to(self.dataset.root))
-        return attacks.scaling_attack(gray, self.target, self.params["interpolation"]), extra
+        return self.target, extra
 
     def measure(self, gray: np.ndarray, written: np.ndarray) -> tuple[dict[str, float], np.ndarray | None]:
         """Scaling only: PSNR/SSIM of the written image against the source and, after the victim's resize,
         against the target of the last `attack` call; and that resized view. Nothing for other attacks."""
         if self.name != "scaling":
             return {}, None
-        interpolation = self.params["interpolation"]
+        interpolation = self.params["scale_interpolation"]
         quality = attacks.scaling_quality(written, gray, self.target, interpolation)
         view = attacks.resize_like_victim(written, self.target.shape[::-1], interpolation)
         return {k: round(v, 3) for k, v in quality.items()}, view

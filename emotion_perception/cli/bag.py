@@ -77,10 +77,10 @@ def run_from_dataset(args: argparse.Namespace) -> int:
 
 def attack_params(pairs: list[str]) -> dict[str, object]:
     """NAME=VALUE texts -> injector parameter values of the types its specs declare; CommandError if bad."""
-    from emotion_perception.attacks.injector import INJECTOR_PARAMS
+    from emotion_perception.attacks.injector import ATTACKER_PARAMS
     from emotion_perception.core.params import specs_by_name, validate
 
-    specs, values = specs_by_name(INJECTOR_PARAMS), {}
+    specs, values = specs_by_name(ATTACKER_PARAMS), {}
     for pair in pairs:
         name, sep, text = pair.partition("=")
         if not sep or name not in specs or name in ("attack", "epsilon", "seed"):
@@ -91,14 +91,14 @@ def attack_params(pairs: list[str]) -> dict[str, object]:
             values[name] = text.lower() == "true" if kind is bool else kind(text)
         except ValueError:
             raise CommandError(f"--attack-param {pair!r}: {name} must be a {kind.__name__}") from None
-    problems = validate(INJECTOR_PARAMS, values)
+    problems = validate(ATTACKER_PARAMS, values)
     if problems:
         raise CommandError("; ".join(problems))
     return values
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from emotion_perception.attacks.perturbations import ATTACKS
+    from emotion_perception.attacks.registry import NAMES as ATTACKS
     from emotion_perception.experiments.bag_evaluation import RESULTS_BAG, AttackSettings, FrameClassifier, evaluate_bag
     from emotion_perception.models.landmark_model import EmotionModel
 

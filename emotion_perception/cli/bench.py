@@ -26,7 +26,7 @@ import numpy as np
 from emotion_perception.cli.common import write_json
 from emotion_perception.core.faces import FaceDetector
 from emotion_perception.core.landmarks import LandmarkPredictor
-from emotion_perception.core.params import LANDMARK_NODE_PARAMS, defaults, validate
+from emotion_perception.core.params import FRAME_STEP_PARAMS, defaults, validate
 from emotion_perception.core.pipeline import Face, FaceAnalyzer, classify_faces
 from emotion_perception.core.tracking import FaceTracker
 from emotion_perception.features import sets as features
@@ -41,7 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--json", type=Path, default=None, metavar="OUT", help="write the figures as JSON")
     parser.add_argument("--face-scale", type=float, default=2.0,
                         help="size of the face relative to the astronaut photo's (~90 px); default 2.0 (~180 px)")
-    node = defaults(LANDMARK_NODE_PARAMS)  # "optimised" is landmark_emotion_node at its defaults unless told
+    node = defaults(FRAME_STEP_PARAMS)  # "optimised" is landmark_emotion_node at its defaults unless told
     parser.add_argument("--detect-every", type=int, default=node["detect_every"],
                         help="optimised: detection sweep every N frames (default: the node's)")
     parser.add_argument("--detect-scale", type=float, default=node["detect_scale"],
@@ -236,7 +236,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.frames < 10:
         raise CommandError("--frames must be at least 10")
-    problems = validate(LANDMARK_NODE_PARAMS, {"detect_every": args.detect_every, "detect_scale": args.detect_scale,
+    problems = validate(FRAME_STEP_PARAMS, {"detect_every": args.detect_every, "detect_scale": args.detect_scale,
                                                "detect_tiles": args.detect_tiles, "track_every": args.track_every})
     if problems:
         raise CommandError("; ".join(problems))

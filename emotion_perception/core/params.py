@@ -1,13 +1,15 @@
-"""Parameter definitions and validation of the classifier nodes, without ROS imports.
+"""Parameter specs (type, default, description, range) and their validation, without ROS imports.
 
-Nodes declare ROS parameters from these specs (type, default, description, range) and validate every
-value with `validate`; the YAML configuration is checked against the very same specs in tests.
+Every node parameter is declared from a spec; a spec is the one place of its default. The specs of the
+per-frame step live here; those of the attacks in `attacks.registry`, and `ros.params` assembles the nodes'
+tables from them. The shipped YAML, the launch file and the docs' tables are generated from or tested against
+them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,15 +48,9 @@ class ParamSpec:
         return None
 
 
-LANDMARK_NODE_PARAMS: tuple[ParamSpec, ...] = (
-    ParamSpec("autostart", True, "configure and activate at start (without a lifecycle manager)"),
-    ParamSpec("reliability", "best_effort", "QoS reliability of the image subscription (match the camera "
-              "driver or bag player)", choices=("best_effort", "reliable")),
-    ParamSpec("model_path", "", "forest model file (.npz); empty: the model shipped with the package",
-              must_exist=True),
-    ParamSpec("landmark_model_path", "", "dlib 68-point shape predictor (.dat); empty: face_recognition_models'",
-              must_exist=True),
-    ParamSpec("diagnostics_period", 1.0, "seconds between /diagnostics messages", 0.1, 60.0),
+FRAME_STEP_PARAMS: tuple[ParamSpec, ...] = (
+    # The classifier nodes' per-frame step (`pipeline.classify_camera_frame` with a `FaceTracker`): the same
+    # settings serve the nodes, `bag evaluate` and `bench`.
     ParamSpec("detect_every", 15, "start a face detection sweep every N frames, track faces in between", 1, 100,
               tunable=True),
     ParamSpec("detect_tiles", 2, "split each detection into a half-scale pass and this many overlapping strips, "
@@ -75,37 +71,7 @@ LANDMARK_NODE_PARAMS: tuple[ParamSpec, ...] = (
               "(boxes and landmarks are published in the original frame's pixels)", 160, 8192, tunable=True),
     ParamSpec("max_image_pixels", 16_777_216, "frames with more pixels are rejected as bad frames", 1,
               268_435_456, tunable=True),
-    ParamSpec("publish_landmarks", False, "include the 68 landmarks of each face in emotion/detail", tunable=True),
-    ParamSpec("publish_debug_image", False, "publish emotion/debug_image (boxes, ids, landmarks, labels)",
-              tunable=True),
-    ParamSpec("explain", False, "add to each face in emotion/detail the surrogate rule of its label that fires "
-              "(named landmark measurements; see `emotion-perception explain`), or null", tunable=True),
-    ParamSpec("rules_path", "", "rules file of the forest (rules.json of `emotion-perception explain`); empty: "
-              "the shipped rules of the shipped forest", must_exist=True),
 )
-
-
-LANDMARK_ONLY = ("explain", "rules_path")  # the forest's explanation rules: nothing to do with the CNN
-
-
-def _resnet_params() -> tuple[ParamSpec, ...]:
-    """resnet_emotion_node's parameters: the landmark node's detection and tracking ones, its own model file,
-    device and threads."""
-    specs = []
-    for spec in LANDMARK_NODE_PARAMS:
-        if spec.name in LANDMARK_ONLY:
-            continue
-        if spec.name == "model_path":
-            spec = replace(spec, description="CNN weights (.pt); empty: the small ResNet shipped with the package")
-        specs.append(spec)
-        if spec.name == "model_path":
-            specs.append(ParamSpec("device", "auto", "where the CNN runs; auto and cuda fall back to the CPU "
-                                   "when no GPU is usable", choices=("auto", "cpu", "cuda")))
-            specs.append(ParamSpec("cpu_threads", 0, "torch CPU threads (0: torch's default)", 0, 256))
-    return tuple(specs)
-
-
-RESNET_NODE_PARAMS = _resnet_params()
 
 
 def specs_by_name(specs: Iterable[ParamSpec]) -> dict[str, ParamSpec]:

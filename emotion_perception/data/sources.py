@@ -21,7 +21,6 @@ from PIL import Image, UnidentifiedImageError
 from emotion_perception.core.errors import FrameError, SourceError
 from emotion_perception.core.frames import frame_to_bgr
 from emotion_perception.core.labels import EMOTIONS
-from emotion_perception.core.params import ParamSpec
 from emotion_perception.data.datasets import IMAGE_SUFFIXES
 
 if TYPE_CHECKING:
@@ -53,26 +52,6 @@ class Frame:
     stamp_ns: int | None = None
     offset_ns: int = 0
     frame_id: str | None = None
-
-
-# The parameters of image_source_node (it declares them from here; the launch/config tests check against them).
-SOURCE_NODE_PARAMS: tuple[ParamSpec, ...] = (
-    ParamSpec("source_type", "folder", "where frames come from", choices=SOURCE_TYPES),
-    ParamSpec("source", "", "image folder, video file, camera index or /dev/videoN, or bag; empty with "
-              "source_type folder: the bundled demo frames"),
-    ParamSpec("rate", 10.0, "frames per second published (folder, video, camera)", 0.1, 1000.0, tunable=True),
-    ParamSpec("rate_factor", 1.0, "bag replay speed on the recorded timeline (2.0: twice as fast)", 0.01, 100.0,
-              tunable=True),
-    ParamSpec("loop", False, "start again after the last frame (folder, video, bag)"),
-    ParamSpec("encoding", "bgr8", "encoding of the published images", choices=OUTPUT_ENCODINGS),
-    ParamSpec("frame_id", "camera", "header.frame_id of the published images (bags keep their own)"),
-    ParamSpec("qos_reliability", "reliable", "QoS reliability of the image publisher",
-              choices=("reliable", "best_effort")),
-    ParamSpec("bag_topic", "", "image topic to read from a bag; empty: the bag's only image topic"),
-    ParamSpec("exit_when_done", False, "exit with status 0 after the last frame when not looping"),
-    ParamSpec("wait_for_subscribers", 0, "hold the first frame until this many subscribers listen on image",
-              0, 100),
-)
 
 
 def _ignore(_: str) -> None:

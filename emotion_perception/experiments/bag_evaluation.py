@@ -25,7 +25,7 @@ from emotion_perception.core.errors import BagError, FrameError
 from emotion_perception.core.faces import FaceDetector
 from emotion_perception.core.frames import frame_to_gray
 from emotion_perception.core.landmarks import LandmarkPredictor
-from emotion_perception.core.params import LANDMARK_NODE_PARAMS, defaults
+from emotion_perception.core.params import FRAME_STEP_PARAMS, defaults
 from emotion_perception.core.pipeline import FaceClassifier, FacePrediction, classify_camera_frame, forest_classifier
 from emotion_perception.core.tracking import FaceTracker
 from emotion_perception.data.bags import (
@@ -51,7 +51,7 @@ class FrameClassifier:
                  params: dict[str, Any]) -> None:
         self.params = params
         self.classify_faces = classify
-        self.tracker = FaceTracker(detector, LandmarkPredictor(landmark_model or params["landmark_model_path"] or None))
+        self.tracker = FaceTracker(detector, LandmarkPredictor(landmark_model))
         self.tracker.apply_params(params)
         self.name = name
 
@@ -85,7 +85,7 @@ class FrameClassifier:
 
 def per_frame_params(params: dict[str, Any] | None) -> dict[str, Any]:
     """The node defaults with `params` over them, detecting on every frame and following nothing."""
-    return {**defaults(LANDMARK_NODE_PARAMS), **(params or {}), "detect_every": 1, "detect_tiles": 1}
+    return {**defaults(FRAME_STEP_PARAMS), **(params or {}), "detect_every": 1, "detect_tiles": 1}
 
 
 @dataclass
@@ -102,10 +102,10 @@ def make_attacker(settings: AttackSettings) -> Any:
     """The injector's FrameAttacker for these settings (None for no attack); BagError if it cannot load."""
     if settings.name == "none":
         return None
-    from emotion_perception.attacks.injector import INJECTOR_PARAMS, FrameAttacker
+    from emotion_perception.attacks.injector import ATTACKER_PARAMS, FrameAttacker
     from emotion_perception.core.errors import InjectorSetupError
 
-    values = {**defaults(INJECTOR_PARAMS), **settings.params, "attack": settings.name,
+    values = {**defaults(ATTACKER_PARAMS), **settings.params, "attack": settings.name,
               "epsilon": float(settings.epsilon), "seed": int(settings.seed)}
     try:
         return FrameAttacker(values)

@@ -23,31 +23,10 @@ from typing import Any
 
 from emotion_perception.core.atomic import write_text_atomic
 from emotion_perception.core.labels import EMOTIONS
-from emotion_perception.core.params import ParamSpec
 from emotion_perception.experiments.evaluation import metrics
 
 RESULTS_VERSION = 1
 REPORT_FILES = ("report.md", "results.json")
-
-# The parameters of scorer_node (it declares them from here; the launch test checks against them).
-SCORER_NODE_PARAMS: tuple[ParamSpec, ...] = (
-    ParamSpec("detail_topics", ["emotion/detail", "emotion_resnet/detail"],
-              "the emotion/detail topics of the classifiers to score (one model each)"),
-    ParamSpec("ground_truth_topic", "ground_truth/emotion", "ground-truth records (JSON with stamp and label)"),
-    ParamSpec("ground_truth_durability", "transient_local", "QoS durability of the ground-truth subscription: "
-              "transient_local also gets records published before it matched (image_source_node and dataset "
-              "bags offer it); volatile for publishers that offer only volatile",
-              choices=("transient_local", "volatile")),
-    ParamSpec("report_dir", "", "folder for report.md and results.json when scoring ends; empty: no report"),
-    ParamSpec("expected_frames", 0, "end once this many ground-truth frames were seen and every model "
-              "answered them (or idle_timeout passed); 0: end on idle_timeout only", 0, 100_000_000),
-    ParamSpec("idle_timeout", 5.0, "end this many seconds after the last message, once ground truth was seen; "
-              "0: only on shutdown", 0.0, 3600.0),
-    ParamSpec("exit_when_done", False, "exit with status 0 after writing the report"),
-    ParamSpec("source", "", "what is being scored (e.g. the bag), written into the report"),
-    ParamSpec("diagnostics_period", 1.0, "seconds between /diagnostics messages", 0.1, 60.0),
-)
-
 
 @dataclass(frozen=True)
 class Answer:

@@ -38,7 +38,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from emotion_perception.attacks import perturbations as attacks
+from emotion_perception import attacks
+from emotion_perception.attacks import EYE_MARGIN, JAW_MARGIN
 from emotion_perception.attacks.black_box import square_attack
 from emotion_perception.core.atomic import write_text_atomic
 from emotion_perception.core.errors import TrialError
@@ -106,9 +107,9 @@ class TrialSettings:
     cnn_arch: str = "small_resnet"
     cnn_input_size: int = 48
     cnn_epochs: int = 15
-    eye_margin: float = 0.25
-    jaw_margin: float = 0.05
-    fill: str = "black"
+    eye_margin: float = EYE_MARGIN
+    jaw_margin: float = JAW_MARGIN
+    box_fill: str = "black"
     epsilons: tuple[float, ...] = (0.01, 0.03, 0.06)
     pgd_steps: int = 10
     noise_sigmas: tuple[float, ...] = (0.05, 0.02, 0.1)
@@ -157,10 +158,15 @@ class TrialSettings:
             raise TrialError(f"scaling factor must be >= 2, got {self.scaling_factor}")
         if self.scaling_interpolation not in attacks.INTERPOLATIONS:
             raise TrialError(f"scaling interpolation must be one of {', '.join(attacks.INTERPOLATIONS)}")
-        if self.fill not in attacks.FILLS:
-            raise TrialError(f"fill must be one of {', '.join(attacks.FILLS)}")
+        if self.box_fill not in attacks.FILLS:
+            raise TrialError(f"box fill must be one of {', '.join(attacks.FILLS)}")
         if self.surrogate is not None and not Path(self.surrogate).is_file():
             raise TrialError(f"--surrogate {self.surrogate}: no such file")
+
+    def attack_values(self, **overrides: Any) -> dict[str, Any]:
+        """The registry's parameter values of these settings (`attacks.apply`), with `overrides`."""
+        return {"eye_margin": self.eye_margin, "jaw_margin": self.jaw_margin, "box_fill": self.box_fill,
+                "steps": self.pgd_steps, "scale_interpolation": self.scaling_interpolation, **overrides}
 
     def repeats_for(self, spec: ModelSpec, attack: str) -> int:
         base = self.repeats if spec.kind == "forest" else self.cnn_repeats
@@ -271,7 +277,8 @@ def scaling_camouflage(
     h, w = gray.shape
     source = cv2.resize(gray, (w * factor, h * factor), interpolation=cv2.INTER_CUBIC)
     small_target = cv2.resize(target, (w, h), interpolation=cv2.INTER_AREA)
-    attacked = attacks.scaling_attack(source, small_target, interpolation)
+    attacked = attacks.apply("scaling", source, {"scale_interpolation": interpolation},
+                             attacks.AttackInputs(target=small_target))
     view = attacks.resize_like_victim(attacked, (w, h), interpolation)
     quality = attacks.image_quality(source, attacked)
     return view, {"source_psnr": quality["psnr"], "target_linf": float(np.abs(view.astype(int) - small_target).max())}
@@ -343,14 +350,14 @@ class TrialData:
         if name in ("eye_boxes", "jaw_box"):
             clean = self.landmarks("clean")
             out, applied = list(self.grays), clean.found.copy()
-            apply, margin = ((attacks.apply_eye_boxes, s.eye_margin) if name == "eye_boxes"
-                             else (attacks.apply_jaw_box, s.jaw_margin))
             for i in np.flatnonzero(applied):
-                out[i] = apply(self.grays[i], clean.landmarks[i], margin, s.fill, s.seed + i)
+                out[i] = attacks.apply(name, self.grays[i], s.attack_values(),
+                                       attacks.AttackInputs(landmarks=[clean.landmarks[i]]), s.seed + i)
             return ImageSet(out, applied)
         if name == "noise":
             sigma = float(value)
-            return ImageSet([attacks.gaussian_noise(g, sigma, s.seed + i) for i, g in enumerate(self.grays)],
+            values = s.attack_values(noise_sigma=sigma)
+            return ImageSet([attacks.apply("gaussian", g, values, seed=s.seed + i) for i, g in enumerate(self.grays)],
                             np.ones(n, bool))
         if name == "scaling":
             return self._scaling_set()
@@ -420,8 +427,10 @@ class TrialData:
                 if boxes[i] is None:
                     continue
                 target = [labels.index(self.labels[i])] if self.labels[i] in labels else None
-                out[i] = attacks.attack_faces(self.grays[i], [boxes[i]], model, size, attack, epsilon, target,
-                                              margin, s.pgd_steps, seed=s.seed + int(i))
+                inputs = attacks.AttackInputs(boxes=[boxes[i]], model=model, input_size=size, margin=margin,
+                                              labels=target)
+                out[i] = attacks.apply(attack, self.grays[i], s.attack_values(epsilon=epsilon), inputs,
+                                       s.seed + int(i))
                 applied[i] = True
         return ImageSet(out, applied)
 
@@ -698,8 +707,9 @@ class Trials:
             if boxes[i] is None:
                 continue
             target = [labels.index(data.labels[i])] if data.labels[i] in labels else None
-            attacked = attacks.attack_faces(data.grays[i], [boxes[i]], pixel, s.cnn_input_size, attack, eps, target,
-                                            DEFAULT_MARGIN, s.pgd_steps, seed=seed * 100003 + int(i))
+            inputs = attacks.AttackInputs(boxes=[boxes[i]], model=pixel, input_size=s.cnn_input_size, labels=target)
+            attacked = attacks.apply(attack, data.grays[i], s.attack_values(epsilon=eps), inputs,
+                                     seed * 100003 + int(i))
             box = next(iter(data.analyzer.detector.detect(attacked)), None)
             if box is not None:
                 proba = classifier.predict_proba(crop_face(attacked, box, s.cnn_input_size, DEFAULT_MARGIN)[None])

@@ -23,8 +23,9 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
-from emotion_perception.attacks.injector import INJECTOR_PARAMS, FrameAttacker, FrameResult, Resources, info_record
+from emotion_perception.attacks.injector import FrameAttacker, FrameResult, Resources, info_record
 from emotion_perception.core.errors import FrameError, InjectorSetupError, ParameterError
+from emotion_perception.ros.params import INJECTOR_PARAMS
 from emotion_perception.ros.plumbing import (
     NewestFrameWorker,
     ProcessingStats,

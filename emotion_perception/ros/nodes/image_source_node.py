@@ -31,12 +31,12 @@ from emotion_perception.core.params import specs_by_name
 from emotion_perception.data.sources import (
     DEMO_FRAMES,
     GROUND_TRUTH_TOPIC,
-    SOURCE_NODE_PARAMS,
     Frame,
     ground_truth_record,
     open_source,
     to_encoding,
 )
+from emotion_perception.ros.params import SOURCE_NODE_PARAMS
 from emotion_perception.ros.plumbing import declare_parameters
 
 NODE_NAME = "image_source_node"

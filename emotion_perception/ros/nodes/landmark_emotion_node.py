@@ -22,11 +22,11 @@ from emotion_perception.core.annotate import draw_faces
 from emotion_perception.core.errors import EmotionPerceptionError, ImageError
 from emotion_perception.core.faces import FaceDetector
 from emotion_perception.core.landmarks import LandmarkPredictor
-from emotion_perception.core.params import LANDMARK_NODE_PARAMS
 from emotion_perception.core.pipeline import FacePrediction, classify_camera_frame, forest_classifier
 from emotion_perception.core.tracking import FaceTracker
 from emotion_perception.experiments.explanations import RuleSet, named_rules_for_faces
 from emotion_perception.models.landmark_model import EmotionModel
+from emotion_perception.ros.params import LANDMARK_NODE_PARAMS
 from emotion_perception.ros.plumbing import (
     NewestFrameWorker,
     ProcessingStats,

@@ -24,11 +24,11 @@ from emotion_perception.core.annotate import draw_faces
 from emotion_perception.core.errors import EmotionPerceptionError, ImageError
 from emotion_perception.core.faces import FaceDetector
 from emotion_perception.core.landmarks import LandmarkPredictor
-from emotion_perception.core.params import RESNET_NODE_PARAMS
 from emotion_perception.core.pipeline import FacePrediction, classify_camera_frame
 from emotion_perception.core.tracking import FaceTracker
 from emotion_perception.models.cnn import CnnClassifier, resolve_device
 from emotion_perception.models.cnn_pipeline import CnnPipeline
+from emotion_perception.ros.params import RESNET_NODE_PARAMS
 from emotion_perception.ros.plumbing import (
     NewestFrameWorker,
     ProcessingStats,

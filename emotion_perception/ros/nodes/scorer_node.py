@@ -24,7 +24,8 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import String
 
 from emotion_perception.core.errors import ParameterError
-from emotion_perception.experiments.scoring import SCORER_NODE_PARAMS, Scoreboard, write_report
+from emotion_perception.experiments.scoring import Scoreboard, write_report
+from emotion_perception.ros.params import SCORER_NODE_PARAMS
 from emotion_perception.ros.plumbing import declare_parameters
 
 NODE_NAME = "scorer_node"
