@@ -35,7 +35,7 @@ def stamp_key(frame: dict) -> int:
 def test_live_replay_report_equals_offline_evaluation_except_dropped_frames(probe: Probe, tmp_path: Path):
     bag = tmp_path / "faces_bag"
     summary = write_dataset_bag(make_dataset(tmp_path / "faces"), bag, fps=30, storage="mcap")
-    offline = evaluate_bag(bag, tmp_path / "offline_results", FrameClassifier.forest(EmotionModel.load()),
+    offline = evaluate_bag(bag, tmp_path / "offline_results", FrameClassifier(EmotionModel.load()),
                            AttackSettings(), "/image").results
     offline_frames = {stamp_key(f): f for f in offline["models"]["emotion/detail"]["frames"]}
 

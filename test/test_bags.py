@@ -181,7 +181,7 @@ def test_bag_evaluate_passes_any_injector_parameter_and_refuses_bad_ones(bag: Pa
 
 def test_bag_evaluate_with_the_cnn_predicts_what_the_cnn_pipeline_says(bag: Path, tmp_path: Path):
     from emotion_perception.core.faces import FaceDetector
-    from emotion_perception.models.cnn_pipeline import CnnPipeline
+    from emotion_perception.models.cnn import CnnClassifier
 
     out = tmp_path / "cnn"
     result = cli("bag", "evaluate", bag, "--out", out, "--model", "cnn", "--quiet")
@@ -189,7 +189,8 @@ def test_bag_evaluate_with_the_cnn_predicts_what_the_cnn_pipeline_says(bag: Path
     results = json.loads((out / "results.json").read_text())
     details = [json.loads(m.data) for _, m in read_all(out / "results_bag")["/emotion/detail"]]
     assert details and all(d["model"].startswith("cnn_small_resnet:") for d in details)
-    pipeline = CnnPipeline(FaceDetector(0, min_size=1, whole_image_fallback=False))
+    pipeline = EmotionPipeline(FaceAnalyzer(FaceDetector(0, min_size=1, whole_image_fallback=False)),
+                               CnnClassifier.load())
     direct = {}
     with BagReader(bag) as reader:
         for frame in reader.frames():

@@ -13,8 +13,8 @@ import torch
 from face_images import astronaut_gray, face_crop
 
 from emotion_perception.core.errors import CnnFileError, EmotionPerceptionError
-from emotion_perception.core.faces import FaceBox
-from emotion_perception.core.pipeline import FaceAnalyzer
+from emotion_perception.core.faces import FaceBox, FaceDetector
+from emotion_perception.core.pipeline import EmotionPipeline, FaceAnalyzer, classify_faces
 from emotion_perception.models.cnn import (
     ARCHS,
     CnnClassifier,
@@ -28,9 +28,8 @@ from emotion_perception.models.cnn import (
     resolve_device,
     save_cnn,
 )
-from emotion_perception.models.cnn_pipeline import CnnPipeline
 from emotion_perception.models.cnn_training import EarlyStopping, TrainSettings, resnet_lr_factor, train_cnn
-from emotion_perception.models.crops import augment, crop_face, landmarks_from_crop, landmarks_in_crop
+from emotion_perception.models.crops import augment, crop_face, crop_faces, landmarks_from_crop, landmarks_in_crop
 
 torch.set_num_threads(1)
 
@@ -191,7 +190,7 @@ def test_training_lowers_the_loss_and_learns_synthetic_classes():
     losses = [row["loss"] for row in result.history]
     assert losses[-1] < losses[0]
     test_crops, test_labels = stripes(64, 1)
-    proba = result.classifier.predict_proba(test_crops)
+    proba = result.classifier.predict_crops(test_crops)
     predicted = np.array(result.classifier.labels)[proba.argmax(1)]
     assert (predicted == test_labels).mean() > 0.9
     assert result.classifier.header["labels"] == ["happy", "sadness"]
@@ -209,7 +208,7 @@ def test_multitask_training_and_dcnn_early_stopping_run_and_save(tmp_path: Path)
     assert [row["lr"] for row in dcnn.history] == [1e-3, 1e-3]  # Nadam's default LR, no plateau yet
     path = tmp_path / "dcnn.pt"
     save_cnn(path, dcnn.classifier.model, dcnn.classifier.header)
-    assert CnnClassifier.load(path).predict_proba(crops[:2]).shape == (2, 2)
+    assert CnnClassifier.load(path).predict_crops(crops[:2]).shape == (2, 2)
 
 
 def test_early_stopping_waits_patience_epochs_without_improvement():
@@ -244,7 +243,7 @@ def test_shipped_cnn_finds_and_scores_the_astronauts_smile():
     assert default_cnn_path().is_file()
     classifier = CnnClassifier.load()
     assert classifier.header["arch"] == "small_resnet" and default_cnn_path().stat().st_size < 5e6
-    faces = CnnPipeline(classifier=classifier).run(astronaut_gray())
+    faces = EmotionPipeline(FaceAnalyzer(FaceDetector(upsample=1)), classifier).run(astronaut_gray())
     assert len(faces) == 1
     face = faces[0]
     assert set(face.scores) == set(classifier.labels)
@@ -255,18 +254,21 @@ def test_shipped_cnn_finds_and_scores_the_astronauts_smile():
 def test_pipeline_scores_every_face_of_a_frame_in_one_batch():
     from face_images import two_faces
 
-    pipeline = CnnPipeline()
+    classifier = CnnClassifier.load()
+    pipeline = EmotionPipeline(FaceAnalyzer(FaceDetector(upsample=1)), classifier)
     frame = two_faces()
     faces = pipeline.run(frame)
     assert len(faces) == 2
     boxes = [face.box for face in faces]
-    batch = pipeline.classifier.predict_proba(pipeline.crops(frame, boxes))
+    batch = classifier.predict_crops(crop_faces(frame, boxes, classifier.input_size, classifier.margin))
     for face, row in zip(faces, batch):
         assert face.confidence == pytest.approx(float(row.max()), abs=1e-5)
     assert pipeline.run(np.full((240, 320), 90, np.uint8)) == []
     analyzed = FaceAnalyzer().analyze(frame)
-    kept = pipeline.classify_faces(frame, analyzed)
-    assert [p.label for p in kept] == [p.label for p in pipeline.classify(frame, [f.box for f in analyzed])]
+    kept = classify_faces(classifier, frame, analyzed)
+    direct = classifier.predict_crops(crop_faces(frame, [f.box for f in analyzed], classifier.input_size,
+                                                classifier.margin))
+    assert [p.label for p in kept] == [classifier.labels[int(row.argmax())] for row in direct]
     assert all(np.array_equal(p.landmarks, f.landmarks) for p, f in zip(kept, analyzed))
 
 

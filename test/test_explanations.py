@@ -13,9 +13,10 @@ from sklearn.model_selection import GroupKFold
 from sklearn.tree import DecisionTreeClassifier
 from test_cli import cli, error_line, make_face_folder
 
+from emotion_perception import features
 from emotion_perception.core.errors import RulesFileError
-from emotion_perception.experiments.explanations import RuleSet, explain, rules_predict, score_rules, tree_rules
-from emotion_perception.features import sets as features
+from emotion_perception.experiments.explanations import explain, rules_predict, score_rules, tree_rules
+from emotion_perception.models.rules import RuleSet
 
 CLASSES = ["a", "b", "c"]
 

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from face_images import astronaut_gray
 
+from emotion_perception import features
 from emotion_perception.core.pipeline import FaceAnalyzer
 from emotion_perception.features import appearance
-from emotion_perception.features import sets as features
 
 
 @pytest.fixture(scope="module")

@@ -197,7 +197,7 @@ def test_run_time_parameters_are_validated_and_take_effect(node):
 
 
 def test_explain_adds_the_fired_rule_of_the_label_to_each_face(node):
-    from emotion_perception.experiments.explanations import RuleSet
+    from emotion_perception.models.rules import RuleSet
 
     assert "rule" not in node.answer(happy_frame())["faces"][0]
     assert node.set_parameters(explain=True)[0].successful

@@ -100,7 +100,7 @@ def attack_params(pairs: list[str]) -> dict[str, object]:
 def run_evaluate(args: argparse.Namespace) -> int:
     from emotion_perception.attacks.registry import NAMES as ATTACKS
     from emotion_perception.experiments.bag_evaluation import RESULTS_BAG, AttackSettings, FrameClassifier, evaluate_bag
-    from emotion_perception.models.landmark_model import EmotionModel
+    from emotion_perception.models.shipped import load_classifier
 
     if args.attack != "none" and args.attack not in ATTACKS:
         raise CommandError(f"unknown attack {args.attack!r}; choose from none, {', '.join(ATTACKS)}")
@@ -116,11 +116,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         total = reader.frame_count
         if reader.truth_connection is None:
             raise CommandError(f"{args.bag}: no {GROUND_TRUTH_TOPIC} topic, nothing to score against")
-    if args.model == "cnn" or args.model.endswith(".pt"):
-        classifier = FrameClassifier.cnn(None if args.model == "cnn" else args.model, args.landmark_model)
-    else:
-        model = EmotionModel.load(None if args.model == "forest" else args.model)
-        classifier = FrameClassifier.forest(model, args.landmark_model)
+    classifier = FrameClassifier(load_classifier(args.model), args.landmark_model)
     out.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     stage.chmod(0o755)

@@ -23,13 +23,13 @@ from typing import Any
 import cv2
 import numpy as np
 
+from emotion_perception import features
 from emotion_perception.cli.common import write_json
 from emotion_perception.core.faces import FaceDetector
 from emotion_perception.core.landmarks import LandmarkPredictor
 from emotion_perception.core.params import FRAME_STEP_PARAMS, defaults, validate
 from emotion_perception.core.pipeline import Face, FaceAnalyzer, classify_faces
 from emotion_perception.core.tracking import FaceTracker
-from emotion_perception.features import sets as features
 from emotion_perception.models.landmark_model import EmotionModel
 
 WIDTH, HEIGHT = 640, 480
@@ -227,7 +227,7 @@ def bench_forest(ctx: Context, repeats: int = 300) -> dict[str, Any]:
         "forest_ms_p50": per_call(lambda: ctx.model.predict_features(*np.split(rows, 2))
                                   if ctx.model.mirror else ctx.model.predict_features(rows)),
         "sklearn_forest_ms_p50": per_call(lambda: _sklearn_proba(forest, ctx.model, rows)),
-        "classify_ms_p50": per_call(lambda: ctx.model.predict_proba(face, [gray])),
+        "classify_ms_p50": per_call(lambda: ctx.model.predict_landmarks(face, [gray])),
     }
 
 
@@ -295,15 +295,15 @@ def print_table(r: dict[str, Any]) -> None:
 def bench_rules(ctx: Context, repeats: int = 300) -> dict[str, Any]:
     """Per-face time of the landmark node's `explain` option: named measurements + the fired rule of the label,
     and the rule evaluation alone (None when the shipped rules do not explain the benchmarked model)."""
-    from emotion_perception.experiments.explanations import RuleSet, named_rules_for_faces
     from emotion_perception.features.named import named_measurements
+    from emotion_perception.models.rules import RuleSet, named_rules_for_faces
 
     rules = RuleSet.load()
     if rules.mismatch(ctx.model.name):
         return {"rule_ms_p50": None, "rule_only_ms_p50": None}
     gray = cv2.cvtColor(ctx.frames[0], cv2.COLOR_BGR2GRAY)
     landmarks = FaceAnalyzer(FaceDetector(whole_image_fallback=False), ctx.predictor).analyze(gray)[0].landmarks
-    label = ctx.model.labels[int(ctx.model.predict_proba(landmarks, [gray])[0].argmax())]
+    label = ctx.model.labels[int(ctx.model.predict_landmarks(landmarks, [gray])[0].argmax())]
     values = named_measurements(landmarks)[1][0]
 
     def p50_ms(function: Callable[[], Any]) -> float:

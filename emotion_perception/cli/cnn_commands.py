@@ -1,4 +1,4 @@
-"""The CNN side of the CLI: `train cnn`, `evaluate --model-kind cnn`, `predict --model cnn` and the CNN bench.
+"""The CNN side of the CLI: `train cnn`, the CNN options of `evaluate`, the device line and the CNN bench.
 
 The `train`, `evaluate`, `predict` and `bench` modules call these functions; nothing here registers itself.
 """
@@ -8,21 +8,17 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from dataclasses import replace
 
 import numpy as np
 import torch
 
 from emotion_perception.cli.common import add_data_args, make_analyzer
 from emotion_perception.core.errors import CommandError
-from emotion_perception.core.faces import FaceDetector
-from emotion_perception.data.datasets import FaceDataset
-from emotion_perception.experiments.evaluation import known_label_index, metrics, saved_model_index
-from emotion_perception.experiments.landmark_experiments import load_datasets
+from emotion_perception.data.datasets import load_datasets
+from emotion_perception.data.face_data import extract_crops
 from emotion_perception.models.cnn import ARCHS, INPUT_SIZES, CnnClassifier, default_cnn_path, resolve_device, save_cnn
-from emotion_perception.models.cnn_pipeline import CnnPipeline
-from emotion_perception.models.cnn_training import TrainSettings, cross_validate_cnn, predict_labels, train_cnn
-from emotion_perception.models.crops import DEFAULT_MARGIN, extract_crops
+from emotion_perception.models.cnn_training import TrainSettings, train_cnn
+from emotion_perception.models.crops import DEFAULT_MARGIN
 
 
 def add_cnn_args(parser: argparse.ArgumentParser) -> None:
@@ -114,54 +110,12 @@ def _argv_after(word: str) -> list[str]:
     return argv[argv.index(word) + 1 :] if word in argv else argv
 
 
-def evaluate_cnn(args: argparse.Namespace, dataset: FaceDataset, test_mask: np.ndarray | None) -> dict[str, object]:
-    """Cross-validate fresh CNNs (or score the saved one --model) on `dataset` under args.protocol.
-
-    Reads from `args`: protocol, folds, repeats, seed, model, quiet, landmark_model, upsample, min_face and
-    the options of `add_cnn_args`. Returns the forest's JSON keys (accuracy, macro_f1, per_class_recall,
-    confusion, labels, n, protocol, accuracy_3class, ...) plus arch and timings.
-    """
-    settings = replace(cnn_settings(args), seed=args.seed)
-    analyzer = make_analyzer(args)
-    if not args.model:
-        data = extract_crops(dataset, analyzer, settings.input_size, settings.margin, not args.quiet)
-        result = cross_validate_cnn(
-            dataset, data, settings, args.protocol, args.folds, args.repeats, args.seed, test_mask
-        )
-        result["faces_found"] = data.found_fraction
-        return result
-    classifier = CnnClassifier.load(args.model, resolve_device_line(settings.device))
-    labels = dataset.labels.astype(str)
-    index, unknown = known_label_index(labels, saved_model_index(args.protocol, dataset, test_mask),
-                                       classifier.labels)
-    if unknown:
-        print(f"note: the model does not know the class(es) {', '.join(unknown)}: their images are left out",
-              file=sys.stderr)
-    margin = float(classifier.header.get("crop", {}).get("margin", DEFAULT_MARGIN))
-    data = extract_crops(dataset.subset(np.isin(np.arange(len(dataset)), index)), analyzer,
-                         classifier.input_size, margin, not args.quiet)
-    result = metrics(labels[index], predict_labels(classifier, data, np.arange(len(index))), classifier.labels)
-    result.update(protocol="saved-model", scored_protocol=args.protocol, model=args.model,
-                  model_name=classifier.name, arch=classifier.header["arch"], unknown_labels=unknown,
-                  faces_found=data.found_fraction)
-    return result
-
-
 def resolve_device_line(device: str) -> str:
     """The torch device for `auto|cpu|cuda`; a missing GPU is said in one line on stderr and the CPU is used."""
     used, warning = resolve_device(device)
     if warning:
         print(f"note: {warning}", file=sys.stderr)
     return used
-
-
-def predict_cnn_image(
-    gray: np.ndarray, model: str | None = None, detector: FaceDetector | None = None
-) -> list[dict[str, object]]:
-    """Per-face dicts {box, box_source, label, confidence, scores} of a grey image, largest face first, from the
-    CNN at `model` (default: the shipped weights). For many images build one CnnPipeline and call `run`."""
-    pipeline = CnnPipeline(detector or FaceDetector(upsample=1), CnnClassifier.load(model))
-    return [face.to_json() for face in pipeline.run(gray)]
 
 
 def bench_cnn(model: str | None = None, device: str = "cpu", repeats: int = 200) -> dict[str, object]:
@@ -172,17 +126,17 @@ def bench_cnn(model: str | None = None, device: str = "cpu", repeats: int = 200)
     one = rng.integers(0, 256, (1, size, size), dtype=np.uint8)
     batch = rng.integers(0, 256, (64, size, size), dtype=np.uint8)
     for _ in range(10):
-        classifier.predict_proba(one)
+        classifier.predict_crops(one)
     times = []
     for _ in range(repeats):
         started = time.perf_counter()
-        classifier.predict_proba(one)
+        classifier.predict_crops(one)
         times.append(time.perf_counter() - started)
-    classifier.predict_proba(batch)
+    classifier.predict_crops(batch)
     batches = max(repeats // 20, 3)
     started = time.perf_counter()
     for _ in range(batches):
-        classifier.predict_proba(batch)
+        classifier.predict_crops(batch)
     seconds = time.perf_counter() - started
     return {
         "cnn_ms_p50": round(1000 * float(np.percentile(times, 50)), 3),

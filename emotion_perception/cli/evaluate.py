@@ -5,20 +5,18 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 
 import numpy as np
 
-from emotion_perception.cli.cnn_commands import add_cnn_args, evaluate_cnn
-from emotion_perception.cli.common import (
-    add_analyzer_args,
-    add_data_args,
-    make_analyzer,
-    make_cache,
-    write_json,
-)
+from emotion_perception.cli.cnn_commands import add_cnn_args, cnn_settings, resolve_device_line
+from emotion_perception.cli.common import add_analyzer_args, add_data_args, make_analyzer, make_cache, write_json
 from emotion_perception.cli.train import add_forest_args, forest_settings
 from emotion_perception.core.errors import CommandError
-from emotion_perception.data.datasets import FaceDataset, concat
+from emotion_perception.core.types import Classifier
+from emotion_perception.data.datasets import FaceDataset, concat, load_datasets
+from emotion_perception.data.face_data import extract_crops, with_landmarks
+from emotion_perception.experiments.crossval import CnnRecipe, ForestRecipe, Recipe, cross_validate, predict
 from emotion_perception.experiments.evaluation import (
     PROTOCOLS,
     known_label_index,
@@ -26,13 +24,10 @@ from emotion_perception.experiments.evaluation import (
     plot_confusion,
     saved_model_index,
 )
-from emotion_perception.experiments.landmark_experiments import (
-    cross_validate,
-    load_datasets,
-    predict_all,
-    with_landmarks,
-)
-from emotion_perception.models.landmark_model import EmotionModel
+from emotion_perception.models.cnn_training import TrainSettings
+from emotion_perception.models.landmark_model import ForestSettings
+from emotion_perception.models.shipped import load_classifier
+from emotion_perception.models.shipped import model_kind as kind_of_model
 
 MODEL_KINDS = ("forest", "cnn")
 
@@ -48,8 +43,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--model-kind", default=None, choices=MODEL_KINDS,
                         help="forest (default) or cnn; a --model ending in .pt means cnn")
     parser.add_argument("--model", default=None,
-                        help="score this saved model (.npz forest, .pt CNN) instead of training per fold; under "
-                        "--protocol split only the manifest's test rows are scored")
+                        help="score this saved model (forest, cnn: the shipped ones; or a .npz forest, .pt CNN) "
+                        "instead of training per fold; under --protocol split only the manifest's test rows are "
+                        "scored")
     parser.add_argument("--json", default=None, metavar="OUT", help="write the metrics as JSON")
     parser.add_argument("--plot", default=None, metavar="OUT.png", help="write the confusion matrix picture")
     add_analyzer_args(parser)
@@ -59,8 +55,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def model_kind(args: argparse.Namespace) -> str:
-    """The kind asked for, or the one the --model file's suffix names; a contradiction is an error."""
-    by_file = None if not args.model else ("cnn" if args.model.endswith(".pt") else "forest")
+    """The kind asked for, or the one the --model names; a contradiction is an error."""
+    by_file = kind_of_model(args.model) if args.model else None
     if args.model_kind and by_file and args.model_kind != by_file:
         raise CommandError(f"--model-kind {args.model_kind} does not match the model file {args.model}")
     return args.model_kind or by_file or "forest"
@@ -79,8 +75,13 @@ def run(args: argparse.Namespace) -> int:
     dataset = concat([train, test]) if test is not None else train
     test_mask = np.arange(len(dataset)) >= len(train) if test is not None else None
     warn_image_level_groups(args.protocol, dataset)
-    result = (evaluate_cnn(args, dataset, test_mask) if kind == "cnn"
-              else evaluate_forest(args, dataset, test_mask))
+    if args.model:
+        result = evaluate_saved(args, kind, dataset, test_mask)
+    else:
+        recipe = make_recipe(args, kind, dataset)
+        result = cross_validate(recipe, dataset, args.protocol, args.folds, args.repeats, args.seed, test_mask,
+                                progress=not args.quiet)
+        result.update(faces_found=float(recipe.found.mean()))
     result.update(data=args.data, test_data=args.test_data, model_kind=kind,
                   image_level_groups=dataset.sources_without_subjects() if args.protocol == "subject-kfold" else [])
     print_summary(result)
@@ -92,37 +93,44 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def make_recipe(args: argparse.Namespace, kind: str, dataset: FaceDataset, model: Classifier | None = None) -> Recipe:
+    """What fresh models of `kind` (or the saved `model`) read of `dataset`, computed now."""
+    analyzer = make_analyzer(args)
+    if kind == "forest":
+        settings = forest_settings(args) if model is None else ForestSettings(model.feature_set, mirror=model.mirror)
+        return ForestRecipe(settings, with_landmarks(dataset, analyzer, make_cache(args), not args.quiet))
+    if model is None:
+        settings = replace(cnn_settings(args), seed=args.seed)
+    else:
+        settings = replace(TrainSettings(), input_size=model.input_size, margin=model.margin)
+    return CnnRecipe(settings, extract_crops(dataset, analyzer, settings.input_size, settings.margin, not args.quiet))
+
+
+def evaluate_saved(args: argparse.Namespace, kind: str, dataset: FaceDataset, test_mask: np.ndarray | None) -> dict:
+    """The saved model --model on the rows its protocol scores (the classes it knows)."""
+    device = resolve_device_line(cnn_settings(args).device) if kind == "cnn" else "cpu"
+    model = load_classifier(args.model, device)
+    labels = dataset.labels.astype(str)
+    index, unknown = known_label_index(labels, saved_model_index(args.protocol, dataset, test_mask), model.labels)
+    if unknown:
+        print(f"note: the model does not know the class(es) {', '.join(unknown)}: their images are left out",
+              file=sys.stderr)
+    recipe = make_recipe(args, kind, dataset.subset(np.isin(np.arange(len(dataset)), index)), model)
+    rows = np.arange(len(index))
+    result = metrics(labels[index], predict(recipe, model, rows), model.labels)
+    result.update(protocol="saved-model", scored_protocol=args.protocol, model=args.model, model_name=model.name,
+                  unknown_labels=unknown, faces_found=float(recipe.found.mean()))
+    if kind == "cnn":
+        result["arch"] = model.header["arch"]
+    return result
+
+
 def warn_image_level_groups(protocol: str, dataset: FaceDataset) -> None:
     """Say so when subject-kfold has to split some data image by image (no subject ids in its manifest)."""
     missing = dataset.sources_without_subjects() if protocol == "subject-kfold" else []
     if missing:
         print(f"note: {', '.join(missing)} has no subject ids: its images are split one by one, so a person may "
               "be on both sides of a fold", file=sys.stderr)
-
-
-def evaluate_forest(args: argparse.Namespace, dataset: FaceDataset, test_mask: np.ndarray | None) -> dict:
-    """Fresh forests per fold, or the saved forest --model on the rows its protocol scores."""
-    data = with_landmarks(dataset, make_analyzer(args), make_cache(args), not args.quiet)
-    if not args.model:
-        result = cross_validate(data, forest_settings(args), args.protocol, args.folds, args.repeats, args.seed,
-                                test_mask, progress=not args.quiet)
-        result.update(faces_found=float(data.extracted.found_fraction))
-        return result
-    model = EmotionModel.load(args.model)
-    labels = dataset.labels.astype(str)
-    index, unknown = known_label_index(labels, saved_model_index(args.protocol, dataset, test_mask), model.labels)
-    report_left_out(unknown)
-    rows = data.feature_rows(model.feature_set, model.mirror)
-    result = metrics(labels[index], predict_all(model, data, rows, index), model.labels)
-    result.update(protocol="saved-model", scored_protocol=args.protocol, model=args.model, model_name=model.name,
-                  unknown_labels=unknown, faces_found=float(data.extracted.found[index].mean()))
-    return result
-
-
-def report_left_out(unknown: list[str]) -> None:
-    if unknown:
-        print(f"note: the model does not know the class(es) {', '.join(unknown)}: their images are left out",
-              file=sys.stderr)
 
 
 def print_summary(result: dict) -> None:

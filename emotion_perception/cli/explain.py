@@ -8,20 +8,16 @@ from pathlib import Path
 
 import numpy as np
 
+from emotion_perception import features
 from emotion_perception.cli.common import add_analyzer_args, add_data_args, make_analyzer, make_cache, write_json
 from emotion_perception.core.atomic import save_figure, write_text_atomic
 from emotion_perception.core.errors import CommandError
-from emotion_perception.data.datasets import FaceDataset
-from emotion_perception.experiments.explanations import (
-    DEFAULT_DEPTH,
-    DEFAULT_FOLDS,
-    ClassExplanation,
-    RuleSet,
-    explain,
-    unit_of,
-)
-from emotion_perception.experiments.landmark_experiments import load_datasets, predict_all, with_landmarks
-from emotion_perception.features import sets as features
+from emotion_perception.data.datasets import FaceDataset, load_datasets
+from emotion_perception.data.face_data import with_landmarks
+from emotion_perception.experiments.crossval import ForestRecipe, predict
+from emotion_perception.experiments.explanations import DEFAULT_DEPTH, DEFAULT_FOLDS, ClassExplanation, explain
+from emotion_perception.models.landmark_model import ForestSettings
+from emotion_perception.models.rules import RuleSet, unit_of
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -88,8 +84,8 @@ def forest_inputs(args: argparse.Namespace, dataset: FaceDataset) -> tuple:
     model = EmotionModel.load(None if args.model == "forest" else args.model)
     data = with_landmarks(dataset, make_analyzer(args), make_cache(args), not args.quiet)
     found = data.extracted.found
-    rows = data.feature_rows(model.feature_set, model.mirror)
-    predicted = predict_all(model, data, rows, np.flatnonzero(found)).astype(str)
+    recipe = ForestRecipe(ForestSettings(model.feature_set, mirror=model.mirror), data)
+    predicted = predict(recipe, model, np.flatnonzero(found)).astype(str)
     x = features.compute("named", data.extracted.landmarks[found])
     info = {"name": model.name, "labels": model.labels, "explanation_features": "named"}
     return x, features.feature_names("named"), predicted, found, info
@@ -99,16 +95,17 @@ def cnn_inputs(args: argparse.Namespace, dataset: FaceDataset) -> tuple:
     """Penultimate-layer activations of every found face's crop and the CNN's own labels for them."""
     import torch
 
+    from emotion_perception.data.face_data import extract_crops
     from emotion_perception.experiments.explanations import cnn_penultimate
     from emotion_perception.models.cnn import CnnClassifier
-    from emotion_perception.models.crops import DEFAULT_MARGIN, extract_crops
+    from emotion_perception.models.crops import DEFAULT_MARGIN
 
     torch.set_num_threads(1)
     classifier = CnnClassifier.load(None if args.model == "cnn" else args.model)
     margin = float(classifier.header.get("crop", {}).get("margin", DEFAULT_MARGIN))
     data = extract_crops(dataset, make_analyzer(args), classifier.input_size, margin, not args.quiet)
     crops = data.crops[data.found]
-    proba = classifier.predict_proba(crops)
+    proba = classifier.predict_crops(crops)
     predicted = np.array(classifier.labels)[proba.argmax(axis=1)]
     x = cnn_penultimate(classifier, crops)
     info = {"name": classifier.name, "labels": classifier.labels, "explanation_features": "cnn_penultimate"}

@@ -10,12 +10,13 @@ from pathlib import Path
 
 import numpy as np
 
+from emotion_perception import features
 from emotion_perception.cli.common import add_analyzer_args, add_data_args, make_analyzer, make_cache
 from emotion_perception.core.atomic import atomic_path
 from emotion_perception.core.errors import CommandError, ImageError
 from emotion_perception.core.images import read_gray
-from emotion_perception.experiments.landmark_experiments import load_datasets, with_landmarks
-from emotion_perception.features import sets as features
+from emotion_perception.data.datasets import load_datasets
+from emotion_perception.data.face_data import with_landmarks
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

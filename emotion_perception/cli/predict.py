@@ -13,8 +13,9 @@ from emotion_perception.core.errors import ImageError
 from emotion_perception.core.faces import FaceDetector
 from emotion_perception.core.images import read_gray
 from emotion_perception.core.landmarks import LandmarkPredictor
-from emotion_perception.core.pipeline import EmotionPipeline, FaceAnalyzer, FacePrediction
-from emotion_perception.models.landmark_model import EmotionModel
+from emotion_perception.core.pipeline import EmotionPipeline, FaceAnalyzer
+from emotion_perception.core.types import FacePrediction
+from emotion_perception.models.shipped import load_classifier, model_kind
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -33,16 +34,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def make_predictor(args: argparse.Namespace) -> Callable[[np.ndarray], list[FacePrediction]]:
     """grey image -> predictions, for the model --model names (loaded once)."""
-    detector = FaceDetector(args.upsample, args.min_face)
-    if args.model == "cnn" or args.model.endswith(".pt"):
+    device = "cpu"
+    if model_kind(args.model) == "cnn":
         from emotion_perception.cli.cnn_commands import resolve_device_line
-        from emotion_perception.models.cnn import CnnClassifier
-        from emotion_perception.models.cnn_pipeline import CnnPipeline
 
-        classifier = CnnClassifier.load(None if args.model == "cnn" else args.model, resolve_device_line(args.device))
-        return CnnPipeline(detector, classifier).run
-    model = EmotionModel.load(None if args.model == "forest" else args.model)
-    return EmotionPipeline(FaceAnalyzer(detector, LandmarkPredictor(args.landmark_model)), model).run
+        device = resolve_device_line(args.device)
+    analyzer = FaceAnalyzer(FaceDetector(args.upsample, args.min_face), LandmarkPredictor(args.landmark_model))
+    return EmotionPipeline(analyzer, load_classifier(args.model, device)).run
 
 
 def run(args: argparse.Namespace) -> int:

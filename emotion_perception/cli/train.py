@@ -13,14 +13,12 @@ import sklearn
 from emotion_perception.cli.cnn_commands import add_cnn_train_parser
 from emotion_perception.cli.common import add_analyzer_args, add_data_args, make_analyzer, make_cache
 from emotion_perception.core.errors import CommandError
-from emotion_perception.experiments.landmark_experiments import (
-    DEFAULT_FEATURE_SET,
-    DEFAULT_MAX_FEATURES,
-    ForestSettings,
-    load_datasets,
-    with_landmarks,
-)
+from emotion_perception.data.datasets import load_datasets
+from emotion_perception.data.face_data import with_landmarks
+from emotion_perception.experiments.crossval import ForestRecipe
+from emotion_perception.features import DEFAULT_FEATURE_SET
 from emotion_perception.features.sets import FEATURE_SETS
+from emotion_perception.models.landmark_model import DEFAULT_MAX_FEATURES, ForestSettings
 
 
 def add_forest_args(parser: argparse.ArgumentParser) -> None:
@@ -86,8 +84,8 @@ def run_forest(args: argparse.Namespace) -> int:
         "sklearn": sklearn.__version__,
         "python": platform.python_version(),
     }
-    rows = data.feature_rows(settings.feature_set, settings.mirror)
-    model = settings.fit(rows, np.flatnonzero(found), labels, seed=args.seed, header=header)
+    recipe = ForestRecipe(settings, data)
+    model = recipe.fit(np.flatnonzero(found), labels, [], data.dataset.groups(), args.seed, header)
     model.save(args.out)
     print(f"saved {args.out}: {model.forest.n_trees} trees, depth {model.forest.depth}, "
           f"{int(found.sum())} faces, classes {', '.join(model.labels)}")

@@ -12,9 +12,10 @@ from emotion_perception.cli.common import add_analyzer_args, make_analyzer, make
 from emotion_perception.cli.train import max_features_arg
 from emotion_perception.core.atomic import write_text_atomic
 from emotion_perception.core.errors import CommandError, TrialError
-from emotion_perception.experiments.landmark_experiments import DEFAULT_FEATURE_SET, load_datasets
+from emotion_perception.data.datasets import load_datasets
 from emotion_perception.experiments.trials import ATTACKS, PAPER_ATTACKS, TrialSettings, run_trials
 from emotion_perception.experiments.trials_report import report_markdown, summarize, write_csv, write_plots
+from emotion_perception.features import DEFAULT_FEATURE_SET
 
 
 def names(text: str) -> tuple[str, ...]:

@@ -112,6 +112,26 @@ def concat(datasets: list[FaceDataset]) -> FaceDataset:
     )
 
 
+def parse_data_arg(spec: str) -> tuple[str, list[str] | None, str | None]:
+    """`DIR[:label,label][@split]` -> (dir, labels to keep or None, manifest split to keep or None)."""
+    spec, _, split = spec.partition("@")
+    path, _, labels = spec.partition(":")
+    return path, (labels.split(",") if labels else None), (split or None)
+
+
+def load_datasets(specs: list[str]) -> FaceDataset:
+    """One dataset from `--data` arguments."""
+    parts = []
+    for path, labels, split in map(parse_data_arg, specs):
+        dataset = load_folder(path, labels)
+        if split is not None:
+            if dataset.splits is None or not (dataset.splits == split).any():
+                raise DatasetError(f"{path}: no rows with split {split!r} in its manifest")
+            dataset = dataset.subset(dataset.splits == split)
+        parts.append(dataset)
+    return concat(parts)
+
+
 def _read_manifest(manifest: Path) -> list[dict[str, str]]:
     with manifest.open(newline="") as handle:
         reader = csv.DictReader(handle)

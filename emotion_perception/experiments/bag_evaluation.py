@@ -26,8 +26,9 @@ from emotion_perception.core.faces import FaceDetector
 from emotion_perception.core.frames import frame_to_gray
 from emotion_perception.core.landmarks import LandmarkPredictor
 from emotion_perception.core.params import FRAME_STEP_PARAMS, defaults
-from emotion_perception.core.pipeline import FaceClassifier, FacePrediction, classify_camera_frame, forest_classifier
+from emotion_perception.core.pipeline import classify_camera_frame
 from emotion_perception.core.tracking import FaceTracker
+from emotion_perception.core.types import Classifier, FacePrediction
 from emotion_perception.data.bags import (
     DETAIL_TOPIC,
     EMOTION_TOPIC,
@@ -38,49 +39,29 @@ from emotion_perception.data.bags import (
     string_message,
 )
 from emotion_perception.experiments.scoring import Scoreboard
-from emotion_perception.models.landmark_model import EmotionModel
+from emotion_perception.models.shipped import detail_name
 
 RESULTS_BAG = "results_bag"
 
 
 class FrameClassifier:
-    """A classifier node's per-frame step with its default parameters and `detect_every` = `detect_tiles` = 1:
-    the landmark forest's (`forest`) or the CNN's (`cnn`)."""
+    """A classifier node's per-frame step with its default parameters and `detect_every` = `detect_tiles` = 1,
+    with any `Classifier` (the landmark forest, the CNN)."""
 
-    def __init__(self, classify: FaceClassifier, name: str, detector: FaceDetector, landmark_model: str | None,
-                 params: dict[str, Any]) -> None:
-        self.params = params
-        self.classify_faces = classify
+    def __init__(self, classifier: Classifier, landmark_model: str | None = None,
+                 params: dict[str, Any] | None = None) -> None:
+        self.params = per_frame_params(params)
+        self.classifier = classifier
+        detector = FaceDetector(self.params["upsample"], min_size=1, whole_image_fallback=False)  # as the node's
         self.tracker = FaceTracker(detector, LandmarkPredictor(landmark_model))
-        self.tracker.apply_params(params)
-        self.name = name
-
-    @classmethod
-    def forest(cls, model: EmotionModel, landmark_model: str | None = None,
-               params: dict[str, Any] | None = None) -> FrameClassifier:
-        p = per_frame_params(params)
-        detector = FaceDetector(p["upsample"], min_size=1, whole_image_fallback=False)  # as the node's
-        return cls(forest_classifier(model), f"landmark_forest:{model.name}", detector, landmark_model, p)
-
-    @classmethod
-    def cnn(cls, model: str | None = None, landmark_model: str | None = None, params: dict[str, Any] | None = None,
-            device: str = "cpu") -> FrameClassifier:
-        """resnet_emotion_node's step with the CNN weights at `model` (default: the shipped ones)."""
-        from emotion_perception.models.cnn import CnnClassifier
-        from emotion_perception.models.cnn_pipeline import CnnPipeline
-
-        p = per_frame_params(params)
-        detector = FaceDetector(p["upsample"], min_size=1, whole_image_fallback=False)
-        pipeline = CnnPipeline(detector, CnnClassifier.load(model, device))
-        header = pipeline.classifier.header
-        return cls(pipeline.classify_faces, f"cnn_{header['arch']}:{pipeline.classifier.name}", detector,
-                   landmark_model, p)
+        self.tracker.apply_params(self.params)
+        self.name = detail_name(classifier)
 
     def classify(self, encoding: str, height: int, width: int, step: int, data: Any,
                  is_bigendian: bool) -> tuple[list[int], list[FacePrediction]]:
         """(face ids, predictions) of one frame given as sensor_msgs/Image fields; FrameError if bad."""
         gray = frame_to_gray(encoding, height, width, step, data, is_bigendian, self.params["max_image_pixels"])
-        return classify_camera_frame(self.tracker, self.classify_faces, gray, self.params["max_processing_width"])
+        return classify_camera_frame(self.tracker, self.classifier, gray, self.params["max_processing_width"])
 
 
 def per_frame_params(params: dict[str, Any] | None) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -81,6 +81,18 @@ def known_label_index(labels: np.ndarray, index: np.ndarray, known: Sequence[str
     if not keep.any():
         raise ProtocolError(f"the model knows none of the labels of the data (it knows {list(known)})")
     return index[keep], sorted(set(labels[index[~keep]].astype(str)))
+
+
+def predicted_labels(
+    classes: Sequence[str], found: np.ndarray, index: np.ndarray, proba: Callable[[np.ndarray], np.ndarray],
+) -> np.ndarray:
+    """The label of the highest probability for each row of `index`, None where `found` says no face was found;
+    `proba(rows)` gives the (len(rows), len(classes)) probabilities of rows that hold a face."""
+    predictions = np.full(len(index), None, dtype=object)
+    hit = np.asarray(found)[index]
+    if hit.any():
+        predictions[hit] = np.asarray(classes, dtype=object)[proba(index[hit]).argmax(axis=1)]
+    return predictions
 
 
 def metrics(y_true: Sequence[str], y_pred: Sequence[str | None], labels: Sequence[str]) -> dict[str, object]:

@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from emotion_perception import attacks
+from emotion_perception import attacks, features
 from emotion_perception.attacks import EYE_MARGIN, JAW_MARGIN
 from emotion_perception.attacks.black_box import square_attack
 from emotion_perception.core.atomic import write_text_atomic
@@ -47,14 +47,14 @@ from emotion_perception.core.faces import FaceBox
 from emotion_perception.core.images import read_gray
 from emotion_perception.core.pipeline import FaceAnalyzer
 from emotion_perception.data.datasets import FaceDataset
+from emotion_perception.data.face_data import FeatureRows
 from emotion_perception.data.landmark_cache import LandmarkCache, extract_dataset, settings_digest
-from emotion_perception.experiments.evaluation import metrics, split_indices
-from emotion_perception.experiments.landmark_experiments import DEFAULT_FEATURE_SET, FeatureRows, ForestSettings
-from emotion_perception.features import sets as features
+from emotion_perception.experiments.evaluation import metrics, predicted_labels, split_indices
+from emotion_perception.features import DEFAULT_FEATURE_SET
 from emotion_perception.models.cnn import ARCHS, CnnClassifier, load_cnn, save_cnn
 from emotion_perception.models.cnn_training import TrainSettings, train_cnn
 from emotion_perception.models.crops import DEFAULT_MARGIN, crop_face, crop_square
-from emotion_perception.models.landmark_model import EmotionModel
+from emotion_perception.models.landmark_model import ForestSettings
 
 ATTACKS = ("clean", "type_a", "type_b", "fgsm", "pgd", "scaling", "noise", "adaptive")
 PAPER_ATTACKS = ("clean", "type_a", "type_b", "fgsm")
@@ -535,27 +535,6 @@ def score_predictions(labels: np.ndarray, predictions: np.ndarray, classes: list
     return {k: result[k] for k in ("accuracy", "per_class_recall", "confusion", "n", "n_no_face")}
 
 
-def predict_rows(model: EmotionModel, rows: FeatureRows, index: np.ndarray) -> np.ndarray:
-    """Forest labels for the rows at `index`; None where the row holds no face."""
-    predictions = np.full(len(index), None, dtype=object)
-    found = np.isfinite(rows.x[index, 0])
-    if found.any():
-        faces = index[found]
-        mirrored = rows.x_mirrored[faces] if rows.x_mirrored is not None else None
-        proba = model.predict_features(rows.x[faces], mirrored)
-        predictions[found] = np.array(model.labels, dtype=object)[proba.argmax(axis=1)]
-    return predictions
-
-
-def predict_crops(classifier: CnnClassifier, view: CropView, index: np.ndarray) -> np.ndarray:
-    predictions = np.full(len(index), None, dtype=object)
-    found = view.found[index]
-    if found.any():
-        proba = classifier.predict_proba(view.crops[index[found]])
-        predictions[found] = np.array(classifier.labels, dtype=object)[proba.argmax(axis=1)]
-    return predictions
-
-
 def attack_region(gray: np.ndarray, box: FaceBox | None) -> tuple[int, int, int, int]:
     """Where the black-box attack may change pixels: the CNN's crop square of the face (the whole image for
     face crops and where no face was found)."""
@@ -678,9 +657,9 @@ class Trials:
         if spec.kind == "forest":
             fs = spec.feature_set
             rows = data.rows("clean", fs) if poison is None else data.poisoned_rows(fs, poison)
-            index = train[np.isfinite(rows.x[train, 0])]
+            index = train[rows.found[train]]
             forest = ForestSettings(spec.feature_set, s.n_estimators, s.max_features, s.mirror, s.jobs)
-            return forest.fit(rows, index, data.labels, seed)
+            return forest.fit(*rows.at(index), data.labels[index], seed)
         view = data.crops("clean", s.cnn_input_size, DEFAULT_MARGIN) if poison is None else data.poisoned_crops(poison)
         crops, found = view.crops, view.found
         index = train[found[train]]
@@ -692,9 +671,13 @@ class Trials:
     def _score(self, spec: ModelSpec, model: Any, key: str, test: np.ndarray) -> dict:
         data = self.data
         if spec.kind == "forest":
-            predictions = predict_rows(model, data.rows(key, spec.feature_set), test)
+            rows = data.rows(key, spec.feature_set)
+            predictions = predicted_labels(model.labels, rows.found, test,
+                                           lambda index: model.predict_features(*rows.at(index)))
         else:
-            predictions = predict_crops(model, data.crops(key, self.settings.cnn_input_size, DEFAULT_MARGIN), test)
+            view = data.crops(key, self.settings.cnn_input_size, DEFAULT_MARGIN)
+            predictions = predicted_labels(model.labels, view.found, test, lambda index: model.predict_crops(
+                view.crops[index]))
         return score_predictions(data.labels[test], predictions, data.classes)
 
     def _white_box(self, classifier: CnnClassifier, attack: str, eps: float, test: np.ndarray, seed: int) -> dict:
@@ -712,7 +695,7 @@ class Trials:
                                      seed * 100003 + int(i))
             box = next(iter(data.analyzer.detector.detect(attacked)), None)
             if box is not None:
-                proba = classifier.predict_proba(crop_face(attacked, box, s.cnn_input_size, DEFAULT_MARGIN)[None])
+                proba = classifier.predict_crops(crop_face(attacked, box, s.cnn_input_size, DEFAULT_MARGIN)[None])
                 predictions[k] = labels[int(proba[0].argmax())]
         return score_predictions(data.labels[test], predictions, data.classes)
 
@@ -722,12 +705,12 @@ class Trials:
         if spec.kind == "forest":
             def forest_score(gray: np.ndarray) -> np.ndarray | None:
                 faces = analyzer.analyze(gray)
-                return model.predict_proba(faces[0].landmarks[None], [gray])[0] if faces else None
+                return model.predict_proba(gray, faces[:1])[0] if faces else None
             return forest_score
 
         def cnn_score(gray: np.ndarray) -> np.ndarray | None:
             box = next(iter(analyzer.detector.detect(gray)), None)
-            return None if box is None else model.predict_proba(crop_face(gray, box, size, DEFAULT_MARGIN)[None])[0]
+            return None if box is None else model.predict_crops(crop_face(gray, box, size, DEFAULT_MARGIN)[None])[0]
         return cnn_score
 
     def _adaptive(self, spec: ModelSpec, model: Any, test: np.ndarray, seed: int) -> dict[str, dict]:

@@ -14,20 +14,9 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from emotion_perception.core.geometry import MIRROR, as_batch, eye_frame, mirror_landmarks
+from emotion_perception.core.geometry import as_batch, eye_frame, mirror_landmarks
 from emotion_perception.features.appearance import aligned_hog
 from emotion_perception.features.named import named_measurements
-
-__all__ = [
-    "FEATURE_SETS",
-    "MIRROR",
-    "as_batch",
-    "compute",
-    "compute_mirrored", "compute_with_mirrored",
-    "feature_names",
-    "mirror_landmarks",
-    "needs_image",
-]
 
 _PAIRS = np.triu_indices(68, k=1)
 
@@ -61,6 +50,7 @@ GEOMETRY_SETS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "named": named,
 }
 APPEARANCE_SETS = ("named_hog",)
+DEFAULT_FEATURE_SET = "named_hog"
 FEATURE_SETS = (*GEOMETRY_SETS, *APPEARANCE_SETS)
 
 

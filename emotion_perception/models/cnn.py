@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,8 @@ from torch import nn
 
 from emotion_perception.core.atomic import atomic_path
 from emotion_perception.core.errors import CnnFileError
+from emotion_perception.core.types import Face
+from emotion_perception.models.crops import DEFAULT_MARGIN, crop_faces
 
 ARCHS = ("small_resnet", "resnet18", "dcnn", "multitask")
 INPUT_SIZES = (48, 64, 112)
@@ -270,8 +273,17 @@ class CnnClassifier:
     def to_tensor(self, crops: np.ndarray) -> torch.Tensor:
         return crops_to_tensor(crops, float(self.header["mean"]), float(self.header["std"]))
 
+    @property
+    def margin(self) -> float:
+        """The crop margin the CNN was trained with."""
+        return float(self.header.get("crop", {}).get("margin", DEFAULT_MARGIN))
+
+    def predict_proba(self, gray: np.ndarray, faces: Sequence[Face]) -> np.ndarray:
+        """The `Classifier` protocol: probabilities of the faces of one grey image, from crops of their boxes."""
+        return self.predict_crops(crop_faces(gray, [face.box for face in faces], self.input_size, self.margin))
+
     @torch.inference_mode()
-    def predict_proba(self, crops: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    def predict_crops(self, crops: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """(n, s, s) grey crops of `input_size` -> (n, k) probabilities; columns follow `labels`."""
         x = self.to_tensor(crops)
         if x.shape[-1] != self.input_size or x.shape[-2] != self.input_size:

@@ -1,4 +1,4 @@
-"""Training and cross-validation of the emotion CNNs on in-memory face crops (CPU or CUDA)."""
+"""Training of the emotion CNNs on in-memory face crops (CPU or CUDA)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import datetime
 import math
 import platform
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -17,8 +17,6 @@ from sklearn.model_selection import StratifiedGroupKFold, StratifiedShuffleSplit
 from torch import nn
 from tqdm import tqdm
 
-from emotion_perception.data.datasets import FaceDataset
-from emotion_perception.experiments.evaluation import mean_ci95, metrics, split_indices
 from emotion_perception.models.cnn import (
     ARCHS,
     INPUT_SIZES,
@@ -30,7 +28,7 @@ from emotion_perception.models.cnn import (
     multitask_loss,
     resolve_device,
 )
-from emotion_perception.models.crops import DEFAULT_MARGIN, CropData, augment
+from emotion_perception.models.crops import DEFAULT_MARGIN, augment
 
 # The paper's LR steps at epochs 80/120/160/180 of 200 (Keras CIFAR ResNet example), as budget fractions.
 LR_STEPS = ((0.4, 0.1), (0.6, 0.01), (0.8, 0.001), (0.9, 0.0005))
@@ -140,6 +138,95 @@ def resnet_lr_factor(epoch: int, epochs: int) -> float:
     return factor
 
 
+class _Optimiser:
+    """The arch's optimiser and LR schedule: SGD with the paper's steps (ResNets) or Nadam with ReduceLROnPlateau
+    and early stopping on the validation loss (DCNN)."""
+
+    def __init__(self, model: nn.Module, settings: TrainSettings) -> None:
+        self.settings = settings
+        if settings.is_dcnn:
+            self.optimizer: torch.optim.Optimizer = torch.optim.NAdam(model.parameters(), lr=settings.lr or 1e-3)
+            self.plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(self.optimizer, mode="min", factor=0.1,
+                                                                      patience=5)
+            self.stopper = EarlyStopping(settings.patience)
+        else:
+            self.optimizer = torch.optim.SGD(model.parameters(), lr=settings.lr or 0.05, momentum=0.9,
+                                             weight_decay=settings.weight_decay)
+        self.base_lr = self.optimizer.param_groups[0]["lr"]
+
+    @property
+    def lr(self) -> float:
+        return self.optimizer.param_groups[0]["lr"]
+
+    def start_epoch(self, epoch: int) -> None:
+        if not self.settings.is_dcnn:
+            for group in self.optimizer.param_groups:
+                group["lr"] = self.base_lr * resnet_lr_factor(epoch, self.settings.epochs)
+
+    def end_epoch(self, monitored_loss: float) -> bool:
+        """Step the plateau schedule (DCNN); True when early stopping ends the training."""
+        if not self.settings.is_dcnn:
+            return False
+        self.plateau.step(monitored_loss)
+        return self.stopper.step(monitored_loss)
+
+
+@dataclass
+class _Batches:
+    """The training tensors: normalised crops x, class indices y, landmarks (multitask) and the positions that
+    train and validate."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    points: torch.Tensor | None
+    train: np.ndarray
+    val: np.ndarray
+
+
+def check_training_inputs(crops: np.ndarray, labels: np.ndarray, names: list[str], settings: TrainSettings,
+                          landmarks: np.ndarray | None) -> None:
+    """ValueError naming what does not fit the settings."""
+    settings.check()
+    unknown = sorted(set(labels) - set(names))
+    if unknown:
+        raise ValueError(f"labels {unknown} are not in the label list {names}")
+    if crops.shape[1:] != (settings.input_size, settings.input_size):
+        raise ValueError(f"crops are {crops.shape[1:]}, the settings say {settings.input_size} px")
+    if settings.arch == "multitask" and (landmarks is None or np.isnan(landmarks).any()):
+        raise ValueError("multitask training needs the landmarks of every crop")
+
+
+def train_epoch(model: nn.Module, data: _Batches, optimiser: _Optimiser, settings: TrainSettings,
+                generator: torch.Generator, device: str) -> dict[str, float]:
+    """One pass over the training positions in a seeded order; the epoch's mean loss and accuracy."""
+    model.train()
+    order = data.train[torch.randperm(len(data.train), generator=generator).numpy()]
+    total, seen, correct = 0.0, 0, 0
+    for start in range(0, len(order), settings.batch_size):
+        batch = order[start : start + settings.batch_size]
+        if len(batch) < 2:  # BatchNorm needs two samples
+            continue
+        xb, yb = data.x[batch], data.y[batch]
+        pb = None if data.points is None else data.points[batch]
+        if settings.augment:
+            xb, pb = augment(xb, generator, pb if settings.arch == "multitask" else None)
+        xb, yb = xb.to(device), yb.to(device)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device == "cuda"):
+            if isinstance(model, MultiTaskNet):
+                logits, predicted = model.forward_both(xb)
+                loss = multitask_loss(logits.float(), yb, predicted.float(), pb.to(device))
+            else:
+                logits = model(xb)
+                loss = F.cross_entropy(logits.float(), yb)
+        optimiser.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.optimizer.step()
+        total += float(loss.detach()) * len(batch)
+        seen += len(batch)
+        correct += int((logits.argmax(1) == yb).sum())
+    return {"loss": total / max(seen, 1), "accuracy": correct / max(seen, 1)}
+
+
 def train_cnn(
     crops: np.ndarray,
     labels: np.ndarray,
@@ -150,91 +237,44 @@ def train_cnn(
     header: dict[str, Any] | None = None,
 ) -> TrainResult:
     """Train `settings.arch` on (n, s, s) uint8 crops with string labels; `groups` (subjects) keep people out of
-    the validation part they train on; `landmarks` (n, 68, 2) in crop coordinates are needed by multitask."""
-    settings.check()
+    the validation part they train on; `landmarks` (n, 68, 2) in crop coordinates are needed by multitask.
+    The epoch with the best validation accuracy (the last one without validation) is kept."""
     started = time.perf_counter()
     labels = np.asarray(labels).astype(str)
     names = sorted(set(labels)) if label_names is None else list(label_names)
-    unknown = sorted(set(labels) - set(names))
-    if unknown:
-        raise ValueError(f"labels {unknown} are not in the label list {names}")
-    if crops.shape[1:] != (settings.input_size, settings.input_size):
-        raise ValueError(f"crops are {crops.shape[1:]}, the settings say {settings.input_size} px")
-    if settings.arch == "multitask" and (landmarks is None or np.isnan(landmarks).any()):
-        raise ValueError("multitask training needs the landmarks of every crop")
+    check_training_inputs(crops, labels, names, settings, landmarks)
     seed_everything(settings.seed)
     device, warning = resolve_device(settings.device)
     if warning:
         print(f"warning: {warning}")
-    y = torch.as_tensor([names.index(label) for label in labels])
     groups = np.arange(len(labels)) if groups is None else np.asarray(groups)
     train_idx, val_idx = validation_split(labels, groups, settings.val_fraction, settings.seed)
     mean = float(crops[train_idx].mean() / 255.0)
     std = float(crops[train_idx].std() / 255.0) or 1.0
-    x = crops_to_tensor(crops, mean, std)
-    points = None if landmarks is None else torch.as_tensor(landmarks, dtype=torch.float32)
-
+    data = _Batches(crops_to_tensor(crops, mean, std), torch.as_tensor([names.index(label) for label in labels]),
+                    None if landmarks is None else torch.as_tensor(landmarks, dtype=torch.float32),
+                    train_idx, val_idx)
     model = build_model(settings.arch, len(names), settings.input_size).to(device)
-    if settings.is_dcnn:
-        optimizer: torch.optim.Optimizer = torch.optim.NAdam(model.parameters(), lr=settings.lr or 1e-3)
-        plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=0.1, patience=5)
-    else:
-        optimizer = torch.optim.SGD(
-            model.parameters(), lr=settings.lr or 0.05, momentum=0.9, weight_decay=settings.weight_decay
-        )
-        base_lr = optimizer.param_groups[0]["lr"]
-    use_amp = device == "cuda"
+    optimiser = _Optimiser(model, settings)
     generator = torch.Generator().manual_seed(settings.seed)
     history: list[dict[str, float]] = []
     best_state, best_key, best_epoch = None, (-1.0, 0.0), 0
-    stopper = EarlyStopping(settings.patience)
     bar = tqdm(range(settings.epochs), desc=f"train {settings.arch}", disable=not settings.progress)
     for epoch in bar:
-        if not settings.is_dcnn:
-            for group in optimizer.param_groups:
-                group["lr"] = base_lr * resnet_lr_factor(epoch, settings.epochs)
-        model.train()
-        order = train_idx[torch.randperm(len(train_idx), generator=generator).numpy()]
-        total, seen, correct = 0.0, 0, 0
-        for start in range(0, len(order), settings.batch_size):
-            batch = order[start : start + settings.batch_size]
-            if len(batch) < 2:  # BatchNorm needs two samples
-                continue
-            xb, yb = x[batch], y[batch]
-            pb = None if points is None else points[batch]
-            if settings.augment:
-                xb, pb = augment(xb, generator, pb if settings.arch == "multitask" else None)
-            xb, yb = xb.to(device), yb.to(device)
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
-                if isinstance(model, MultiTaskNet):
-                    logits, predicted = model.forward_both(xb)
-                    loss = multitask_loss(logits.float(), yb, predicted.float(), pb.to(device))
-                else:
-                    logits = model(xb)
-                    loss = F.cross_entropy(logits.float(), yb)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += float(loss.detach()) * len(batch)
-            seen += len(batch)
-            correct += int((logits.argmax(1) == yb).sum())
-        row = {"epoch": epoch + 1, "loss": total / max(seen, 1), "accuracy": correct / max(seen, 1),
-               "lr": optimizer.param_groups[0]["lr"]}
+        optimiser.start_epoch(epoch)
+        row = {"epoch": epoch + 1, **train_epoch(model, data, optimiser, settings, generator, device),
+               "lr": optimiser.lr}
+        key = (float(epoch), 0.0)
         if len(val_idx):
-            row.update(evaluate_loss(model, x[val_idx], y[val_idx], device))
+            row.update(evaluate_loss(model, data.x[val_idx], data.y[val_idx], device))
             key = (row["val_accuracy"], -row["val_loss"])
-        else:
-            key = (float(epoch), 0.0)
         history.append(row)
         bar.set_postfix({k: round(v, 3) for k, v in row.items() if k != "epoch"})
         if key > best_key:
             best_key, best_epoch = key, epoch + 1
             best_state = copy.deepcopy(model.state_dict())
-        if settings.is_dcnn:
-            monitored = row.get("val_loss", row["loss"])
-            plateau.step(monitored)
-            if stopper.step(monitored):
-                break
+        if optimiser.end_epoch(row.get("val_loss", row["loss"])):
+            break
     model.load_state_dict(best_state)
     seconds = time.perf_counter() - started
     full_header = {
@@ -257,61 +297,3 @@ def evaluate_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: st
     logits = torch.cat([model(x[i : i + 512].to(device)).float().cpu() for i in range(0, len(x), 512)])
     accuracy = float((logits.argmax(1) == y).float().mean())
     return {"val_loss": float(F.cross_entropy(logits, y)), "val_accuracy": accuracy}
-
-
-def predict_labels(classifier: CnnClassifier, data: CropData, index: np.ndarray) -> np.ndarray:
-    """Predicted labels of the crops at `index`; None where no face was found."""
-    predictions = np.full(len(index), None, dtype=object)
-    found = data.found[index]
-    if found.any():
-        proba = classifier.predict_proba(data.crops[index[found]])
-        predictions[found] = np.array(classifier.labels, dtype=object)[proba.argmax(axis=1)]
-    return predictions
-
-
-def cross_validate_cnn(
-    dataset: FaceDataset,
-    data: CropData,
-    settings: TrainSettings,
-    protocol: str,
-    folds: int = 10,
-    repeats: int = 1,
-    seed: int = 0,
-    test_mask: np.ndarray | None = None,
-) -> dict[str, object]:
-    """A fresh CNN per fold (trained on the faces found in the training part, validation subjects held out of
-    it), scored on the pooled test predictions with the same metrics and protocols as the forest."""
-    labels = dataset.labels.astype(str)
-    classes = sorted(set(labels))
-    groups = dataset.groups()
-    accuracies: list[float] = []
-    first: dict[str, object] = {}
-    started = time.perf_counter()
-    for repeat in range(repeats):
-        predictions = np.full(len(labels), None, dtype=object)
-        tested = np.zeros(len(labels), bool)
-        fold_accuracies: list[float] = []
-        splits = list(split_indices(protocol, dataset, folds, seed + repeat, test_mask))
-        for fold, (train, test) in enumerate(splits):
-            train = train[data.found[train]]
-            fold_settings = replace(settings, seed=seed + repeat, progress=False)
-            result = train_cnn(
-                data.crops[train], labels[train], fold_settings, classes, groups[train],
-                data.landmarks[train] if settings.arch == "multitask" else None,
-            )
-            predictions[test] = predict_labels(result.classifier, data, test)
-            tested[test] = True
-            fold_accuracies.append(float(np.mean(predictions[test] == labels[test])))
-            if settings.progress:
-                print(f"fold {fold + 1}/{len(splits)}: accuracy {fold_accuracies[-1]:.4f} "
-                      f"(best epoch {result.best_epoch}, {result.seconds:.0f} s)", flush=True)
-        result_metrics = metrics(labels[tested], predictions[tested], classes)
-        accuracies.append(float(result_metrics["accuracy"]))
-        first = first or {**result_metrics, "fold_accuracy": fold_accuracies}
-    mean, half = mean_ci95(accuracies)
-    return {
-        **first, "protocol": protocol, "folds": folds, "repeats": repeats, "seed": seed,
-        "accuracy_mean": mean, "accuracy_ci95": half, "accuracy_repeats": accuracies,
-        "model_kind": "cnn", "arch": settings.arch, "input_size": settings.input_size, "epochs": settings.epochs,
-        "device": resolve_device(settings.device)[0], "seconds": round(time.perf_counter() - started, 2),
-    }

@@ -3,20 +3,13 @@ batch augmentation (flip, stretch, random crop) for training. Crops live in memo
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
-from emotion_perception.core.errors import ImageError
 from emotion_perception.core.faces import FaceBox
-from emotion_perception.core.images import read_gray
-from emotion_perception.core.pipeline import FaceAnalyzer
-from emotion_perception.data.datasets import FaceDataset
-from emotion_perception.features.sets import MIRROR
+from emotion_perception.core.geometry import MIRROR
 
 DEFAULT_MARGIN = 0.1
 
@@ -63,47 +56,6 @@ def landmarks_from_crop(points: np.ndarray, box: FaceBox, margin: float = DEFAUL
     """The inverse of `landmarks_in_crop`: crop coordinates 0..1 -> image pixels."""
     left, top, side = crop_square(box, margin)
     return np.asarray(points, np.float64) * side + (left, top)
-
-
-@dataclass
-class CropData:
-    """The primary face of every dataset image as a crop, with its landmarks in crop coordinates."""
-
-    crops: np.ndarray  # (n, size, size) uint8, zeros where no face was found
-    landmarks: np.ndarray  # (n, 68, 2) float32 in 0..1 of the crop, NaN where no face was found
-    found: np.ndarray  # (n,) bool
-    whole_image: np.ndarray  # (n,) bool: the crop is the whole image (detector found nothing in a small crop)
-    errors: list[str]  # unreadable files
-
-    @property
-    def found_fraction(self) -> float:
-        return float(self.found.mean()) if len(self.found) else 0.0
-
-
-def extract_crops(
-    dataset: FaceDataset, analyzer: FaceAnalyzer, size: int, margin: float = DEFAULT_MARGIN, progress: bool = True
-) -> CropData:
-    """Detect the largest face of each image with the landmark path's analyzer and crop it (in memory)."""
-    n = len(dataset)
-    crops = np.zeros((n, size, size), np.uint8)
-    landmarks = np.full((n, 68, 2), np.nan, np.float32)
-    found = np.zeros(n, bool)
-    whole = np.zeros(n, bool)
-    errors: list[str] = []
-    for i, path in enumerate(tqdm(dataset.paths, desc=f"face crops {dataset.name}", disable=not progress)):
-        try:
-            gray = read_gray(path)
-        except ImageError as error:
-            errors.append(str(error))
-            continue
-        faces = analyzer.analyze(gray)
-        if not faces:
-            continue
-        face = faces[0]
-        crops[i] = crop_face(gray, face.box, size, margin)
-        landmarks[i] = landmarks_in_crop(face.landmarks, face.box, margin)
-        found[i], whole[i] = True, face.box.source == "whole_image"
-    return CropData(crops, landmarks, found, whole, errors)
 
 
 def augment(

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from emotion_perception.features import sets as features
+from emotion_perception import features
+from emotion_perception.core.types import Face
 from emotion_perception.models.forest import FlatForest, load_forest, save_forest, train_forest
 
 DEFAULT_MODEL = "default_forest.npz"
+DEFAULT_MAX_FEATURES = "sqrt"
 
 
 def default_model_path() -> Path:
@@ -53,7 +56,11 @@ class EmotionModel:
     def needs_image(self) -> bool:
         return features.needs_image(self.feature_set)
 
-    def predict_proba(self, landmarks: np.ndarray, grays: Sequence[np.ndarray] | None = None) -> np.ndarray:
+    def predict_proba(self, gray: np.ndarray, faces: Sequence[Face]) -> np.ndarray:
+        """The `Classifier` protocol: probabilities of the faces of one grey image."""
+        return self.predict_landmarks(np.stack([face.landmarks for face in faces]), [gray] * len(faces))
+
+    def predict_landmarks(self, landmarks: np.ndarray, grays: Sequence[np.ndarray] | None = None) -> np.ndarray:
         """(n, 68, 2) or (68, 2) landmarks -> (n, n_classes) probabilities; columns follow `labels`.
 
         `grays`: each face's grey image, needed when `needs_image` (appearance feature sets).
@@ -111,3 +118,20 @@ def fit_features(
         "n_train": len(labels), **(header or {}),
     }
     return EmotionModel(FlatForest.from_sklearn(forest), feature_set, x_mirrored is not None, meta)
+
+
+@dataclass
+class ForestSettings:
+    """How a fresh forest is trained (the `train forest` command, each fold of `evaluate`, each trial)."""
+
+    feature_set: str = features.DEFAULT_FEATURE_SET
+    n_estimators: int = 100
+    max_features: float | str = DEFAULT_MAX_FEATURES
+    mirror: bool = True
+    n_jobs: int = 2
+
+    def fit(self, x: np.ndarray, x_mirrored: np.ndarray | None, labels: np.ndarray, seed: int,
+            header: dict[str, Any] | None = None) -> EmotionModel:
+        """A forest trained on feature rows (all holding a face), with their mirrored rows when `mirror`."""
+        return fit_features(x, x_mirrored if self.mirror else None, labels, self.feature_set, self.n_estimators,
+                            self.max_features, seed, self.n_jobs, header)

@@ -261,7 +261,7 @@ def run_classifier_node(make_node: Callable[[], Any], name: str, args: list[str]
         except (KeyboardInterrupt, ExternalShutdownException):
             pass
         finally:
-            node._release_activity()
+            node.release_activity()
             node.destroy_node()
     finally:
         rclpy.try_shutdown()

@@ -1,241 +1,51 @@
-"""landmark_emotion_node: camera frames in, the emotion of every face out (landmarks + RandomForest).
+"""landmark_emotion_node: camera frames in, the emotion of every face out (dlib landmarks + RandomForest).
 
-A managed (lifecycle) node: configure loads the models and creates the publishers, activate subscribes
-to `image`, deactivate unsubscribes, cleanup releases models and publishers. With the parameter
-`autostart` (default true) it configures and activates itself, so it also runs without a lifecycle
-manager (`ros2 run`, `python -m`).
+The classifier node of `ros.classifier_node` with the landmark forest; with `explain` it adds to each face the
+surrogate rule of its label that fires (`models.rules`).
 """
 
 from __future__ import annotations
 
 import sys
-import time
 from typing import Any
 
-from diagnostic_msgs.msg import DiagnosticArray
-from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from rclpy.parameter import Parameter
-from sensor_msgs.msg import Image
-from std_msgs.msg import String
-
-from emotion_perception.core.annotate import draw_faces
-from emotion_perception.core.errors import EmotionPerceptionError, ImageError
-from emotion_perception.core.faces import FaceDetector
-from emotion_perception.core.landmarks import LandmarkPredictor
-from emotion_perception.core.pipeline import FacePrediction, classify_camera_frame, forest_classifier
-from emotion_perception.core.tracking import FaceTracker
-from emotion_perception.experiments.explanations import RuleSet, named_rules_for_faces
+from emotion_perception.core.types import Classifier, FacePrediction
 from emotion_perception.models.landmark_model import EmotionModel
+from emotion_perception.models.rules import RuleSet, named_rules_for_faces
+from emotion_perception.ros.classifier_node import ClassifierNode
 from emotion_perception.ros.params import LANDMARK_NODE_PARAMS
-from emotion_perception.ros.plumbing import (
-    NewestFrameWorker,
-    ProcessingStats,
-    declare_parameters,
-    detail_json,
-    diagnostic_status,
-    image_message,
-    image_qos,
-    image_to_bgr,
-    image_to_gray,
-    parameter_guard,
-    run_classifier_node,
-    stamp_ns,
-)
-
-NODE_NAME = "landmark_emotion_node"
+from emotion_perception.ros.plumbing import run_classifier_node
 
 
-class LandmarkEmotionNode(LifecycleNode):
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(NODE_NAME, **kwargs)
-        self.params = declare_parameters(self, LANDMARK_NODE_PARAMS)
-        self._configured = False
-        self._active = False
-        self._tracker: FaceTracker | None = None
-        self._model: EmotionModel | None = None
-        self._rules: RuleSet | None = None
-        self._model_file = ""
-        self._worker: NewestFrameWorker | None = None
-        self._stats = ProcessingStats()
-        self._last_input: float | None = None
-        self._last_shape: tuple[int, int] | None = None
-        self._subscription = None
-        self._timer = None
-        self._pubs: dict[str, Any] = {}
-        self.add_on_set_parameters_callback(parameter_guard(LANDMARK_NODE_PARAMS, lambda: self._configured))
-        self.add_post_set_parameters_callback(self._apply_parameters)
+class LandmarkEmotionNode(ClassifierNode):
+    NAME = "landmark_emotion_node"
+    TITLE = "landmark emotion"
+    PARAMS = LANDMARK_NODE_PARAMS
+    TOPIC = "emotion"
+    SHIPPED = "default_forest.npz"
 
-    # --- lifecycle ---------------------------------------------------------------------------------
-
-    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
-        p = self.params
-        try:
-            detector = FaceDetector(p["upsample"], min_size=1, whole_image_fallback=False)
-            self._tracker = FaceTracker(detector, LandmarkPredictor(p["landmark_model_path"] or None))
-            self._model = EmotionModel.load(p["model_path"] or None)
-            self._rules = RuleSet.load(p["rules_path"] or None)
-        except EmotionPerceptionError as error:
-            self.get_logger().error(f"configure failed: {error}")
-            self._tracker = self._model = self._rules = None
-            return TransitionCallbackReturn.FAILURE
-        mismatch = self._rules.mismatch(self._model.name)
+    def load_model(self) -> Classifier:
+        model = EmotionModel.load(self.params["model_path"] or None)
+        self._rules: RuleSet | None = RuleSet.load(self.params["rules_path"] or None)
+        mismatch = self._rules.mismatch(model.name)
         if mismatch:
             self.get_logger().warning(f"{mismatch}: explain gives no rules")
             self._rules = None
-        self._tracker.apply_params(self.params)
-        self._model_file = p["model_path"] or "default_forest.npz (shipped)"
-        self._pubs = {
-            "emotion": self.create_lifecycle_publisher(String, "emotion", 10),
-            "detail": self.create_lifecycle_publisher(String, "emotion/detail", 10),
-            "debug": self.create_lifecycle_publisher(Image, "emotion/debug_image", 1),
-            "diagnostics": self.create_lifecycle_publisher(DiagnosticArray, "/diagnostics", 10),
-        }
-        self._stats = ProcessingStats()
-        self._configured = True
-        self.get_logger().info(
-            f"configured: model {self._model.name} ({self._model_file}), landmarks "
-            f"{self._tracker.predictor.path.name}, detect every {p['detect_every']} frames")
-        return TransitionCallbackReturn.SUCCESS
+        return model
 
-    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._worker = NewestFrameWorker(self._process, self._on_worker_error)
-        self._subscription = self.create_subscription(
-            Image, "image", self._on_image, image_qos(self.params["reliability"]))
-        self._timer = self.create_timer(self.params["diagnostics_period"], self._publish_diagnostics)
-        self._active = True
-        result = super().on_activate(state)  # enables the lifecycle publishers
-        self.get_logger().info(f"active: listening on {self._subscription.topic_name}")
-        return result
-
-    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._active = False
-        self._release_activity()
-        return super().on_deactivate(state)
-
-    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._release_all()
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._active = False
-        self._release_all()
-        return TransitionCallbackReturn.SUCCESS
-
-    def _release_activity(self) -> None:
-        if self._subscription is not None:
-            self.destroy_subscription(self._subscription)
-            self._subscription = None
-        if self._timer is not None:
-            self.destroy_timer(self._timer)
-            self._timer = None
-        if self._worker is not None:
-            self._worker.stop()
-            self._worker = None
-
-    def _release_all(self) -> None:
-        self._release_activity()
-        for publisher in self._pubs.values():
-            self.destroy_lifecycle_publisher(publisher)
-        self._pubs = {}
-        self._tracker = self._model = self._rules = None
-        self._configured = False
-
-    def start(self) -> bool:
-        """Configure and activate (autostart); False when a transition failed."""
-        return (self.trigger_configure() == TransitionCallbackReturn.SUCCESS
-                and self.trigger_activate() == TransitionCallbackReturn.SUCCESS)
-
-    # --- parameters --------------------------------------------------------------------------------
-
-    def _apply_parameters(self, parameters: list[Parameter]) -> None:
-        for parameter in parameters:
-            if parameter.name in self.params:
-                self.params[parameter.name] = parameter.value
-                self.get_logger().info(f"parameter {parameter.name} = {parameter.value!r}")
-        if self._tracker is not None:
-            self._tracker.apply_params(self.params)
-
-
-    # --- frames ------------------------------------------------------------------------------------
-
-    def _on_image(self, msg: Image) -> None:
-        self._last_input = time.monotonic()
-        if self._worker is not None:
-            self._worker.offer(msg)
-
-    def _process(self, msg: Image) -> None:
-        start = time.perf_counter()
-        tracker, model, p = self._tracker, self._model, self.params
-        if tracker is None or model is None or not self._active:
-            return
-        try:
-            gray = image_to_gray(msg, p["max_image_pixels"])
-        except ImageError as error:
-            self._stats.frame_failed(f"{msg.width}x{msg.height} {msg.encoding!r}: {error}", bad_frame=True)
-            self.get_logger().warning(f"bad frame skipped: {error}", throttle_duration_sec=5.0)
-            return
-        if gray.shape != self._last_shape:
-            tracker.reset()
-            self._last_shape = gray.shape
-        ids, predictions = classify_camera_frame(tracker, forest_classifier(model), gray, p["max_processing_width"])
-        height, width = gray.shape
-        self._publish(msg, width, height, ids, predictions, start)
-
-    def _publish(self, msg: Image, width: int, height: int, ids: list[int], predictions: list[FacePrediction],
-                 start: float) -> None:
-        p = self.params
-        now = self.get_clock().now().nanoseconds
-        stamp = stamp_ns(msg.header.stamp)
-        latency = (now - stamp) / 1e6 if now > 0 and stamp > 0 else None
-        entries = [{"id": face_id, **face.to_json(p["publish_landmarks"])}
-                   for face_id, face in zip(ids, predictions)]
-        if p["explain"]:
+    def annotate(self, entries: list[dict[str, Any]], predictions: list[FacePrediction]) -> None:
+        if self.params["explain"]:
             rules = named_rules_for_faces(self._rules, [f.landmarks for f in predictions],
                                           [f.label for f in predictions])
             for entry, rule in zip(entries, rules):
                 entry["rule"] = None if rule is None else rule.to_detail()
-        processing = (time.perf_counter() - start) * 1000
-        detail = detail_json(msg.header, f"landmark_forest:{self._model.name}", (width, height), entries,
-                             latency, processing)
-        pubs = self._pubs
-        if predictions:
-            pubs["emotion"].publish(String(data=predictions[0].label))
-        pubs["detail"].publish(String(data=detail))
-        if p["publish_debug_image"]:
-            bgr = image_to_bgr(msg, p["max_image_pixels"])
-            pubs["debug"].publish(image_message(draw_faces(bgr, zip(ids, predictions)), msg.header))
-        self._stats.frame_done(processing, latency, len(predictions))
 
-    def _on_worker_error(self, error: BaseException) -> None:
-        self._stats.frame_failed(f"{type(error).__name__}: {error}", bad_frame=False)
-        self.get_logger().error(f"frame processing failed: {type(error).__name__}: {error}",
-                                throttle_duration_sec=5.0)
-
-    # --- diagnostics -------------------------------------------------------------------------------
-
-    def _publish_diagnostics(self) -> None:
-        worker = self._worker
-        received = worker.received if worker else 0
-        figures = self._stats.snapshot(received)
-        figures["dropped_frames"] = worker.dropped if worker else 0
-        since = None if self._last_input is None else time.monotonic() - self._last_input
-        extra = {
-            "model_file": self._model_file,
-            "landmark_model_file": str(self._tracker.predictor.path) if self._tracker else "",
-            "detect_every": self.params["detect_every"], "received_frames": received,
-        }
-        stale = max(5.0, 3 * self.params["diagnostics_period"])
-        state = "active" if self._active else "inactive"
-        status = diagnostic_status(f"{self.get_fully_qualified_name()}: landmark emotion", state,
-                                   figures, extra, stale, since)
-        array = DiagnosticArray(status=[status])
-        array.header.stamp = self.get_clock().now().to_msg()
-        if "diagnostics" in self._pubs:
-            self._pubs["diagnostics"].publish(array)
+    def describe(self) -> dict[str, Any]:
+        return {"landmark_model_file": str(self._tracker.predictor.path) if self._tracker else ""}
 
 
 def main(args: list[str] | None = None) -> int:
-    return run_classifier_node(LandmarkEmotionNode, NODE_NAME, args)
+    return run_classifier_node(LandmarkEmotionNode, LandmarkEmotionNode.NAME, args)
 
 
 if __name__ == "__main__":

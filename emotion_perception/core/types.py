@@ -1,0 +1,60 @@
+"""Types shared by every layer: a face (box and landmarks), a face's prediction, and the `Classifier` protocol
+that the landmark forest, the CNN and any fusion of them honour, so that pipelines, nodes, evaluation and
+trials never branch on the model kind."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from emotion_perception.core.faces import FaceBox
+
+
+@dataclass
+class Face:
+    """One face found in an image: its box and its 68 landmarks (image pixels)."""
+
+    box: FaceBox
+    landmarks: np.ndarray
+
+
+@dataclass
+class FacePrediction:
+    """A face with its emotion: label of the highest score, its confidence, and every class score."""
+
+    box: FaceBox
+    landmarks: np.ndarray
+    label: str
+    confidence: float
+    scores: dict[str, float]
+
+    def to_json(self, with_landmarks: bool = False) -> dict[str, object]:
+        out: dict[str, object] = {
+            "box": self.box.as_list(), "box_source": self.box.source, "label": self.label,
+            "confidence": round(self.confidence, 4),
+            "scores": {k: round(v, 4) for k, v in self.scores.items()},
+        }
+        if with_landmarks:
+            out["landmarks"] = np.round(self.landmarks, 1).tolist()
+        return out
+
+
+class Classifier(Protocol):
+    """Scores the faces of a grey image: (n faces) -> (n, len(labels)) class probabilities."""
+
+    @property
+    def labels(self) -> list[str]:
+        """The classes, in the order of the probability columns."""
+        ...
+
+    @property
+    def name(self) -> str:
+        """A short name for outputs (`emotion/detail`'s model field, reports)."""
+        ...
+
+    def predict_proba(self, gray: np.ndarray, faces: Sequence[Face]) -> np.ndarray:
+        """Probabilities of the faces (found in the uint8 grey image `gray`), one row per face."""
+        ...

@@ -1,0 +1,104 @@
+"""What each model reads of a dataset: the landmarks of its primary faces (from the landmark cache) with their
+feature rows, and the CNN's face crops. Computed once per run and indexed by the experiments."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from tqdm import tqdm
+
+from emotion_perception import features
+from emotion_perception.core.errors import ImageError
+from emotion_perception.core.images import read_gray
+from emotion_perception.core.pipeline import FaceAnalyzer
+from emotion_perception.data.datasets import FaceDataset
+from emotion_perception.data.landmark_cache import ExtractedLandmarks, LandmarkCache, extract_dataset
+from emotion_perception.models.crops import DEFAULT_MARGIN, crop_face, landmarks_in_crop
+
+
+@dataclass
+class FeatureRows:
+    """Feature rows of every image (NaN where no face was found), and of the mirrored faces."""
+
+    x: np.ndarray
+    x_mirrored: np.ndarray | None
+
+    @property
+    def found(self) -> np.ndarray:
+        """Rows that hold a face."""
+        return np.isfinite(self.x[:, 0])
+
+    def at(self, index: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(rows, mirrored rows or None) at `index`."""
+        return self.x[index], None if self.x_mirrored is None else self.x_mirrored[index]
+
+
+@dataclass
+class LandmarkData:
+    """A dataset with the landmarks of its primary faces."""
+
+    dataset: FaceDataset
+    extracted: ExtractedLandmarks
+
+    def feature_rows(self, feature_set: str, mirror: bool) -> FeatureRows:
+        """Features of all faces, computed once (re-reading the images for appearance sets)."""
+        found = np.flatnonzero(self.extracted.found)
+        points = self.extracted.landmarks[found]
+        grays = [read_gray(self.dataset.paths[i]) for i in found] if features.needs_image(feature_set) else None
+        n_columns = len(features.feature_names(feature_set))
+        x = np.full((len(self.dataset), n_columns), np.nan)
+        x[found] = features.compute(feature_set, points, grays)
+        mirrored = None
+        if mirror:
+            mirrored = np.full_like(x, np.nan)
+            mirrored[found] = features.compute_mirrored(feature_set, points, grays)
+        return FeatureRows(x, mirrored)
+
+
+def with_landmarks(
+    dataset: FaceDataset, analyzer: FaceAnalyzer | None = None, cache: LandmarkCache | None = None,
+    progress: bool = True,
+) -> LandmarkData:
+    return LandmarkData(dataset, extract_dataset(dataset, analyzer or FaceAnalyzer(), cache, progress))
+
+
+@dataclass
+class CropData:
+    """The primary face of every dataset image as a crop, with its landmarks in crop coordinates."""
+
+    crops: np.ndarray  # (n, size, size) uint8, zeros where no face was found
+    landmarks: np.ndarray  # (n, 68, 2) float32 in 0..1 of the crop, NaN where no face was found
+    found: np.ndarray  # (n,) bool
+    whole_image: np.ndarray  # (n,) bool: the crop is the whole image (detector found nothing in a small crop)
+    errors: list[str]  # unreadable files
+
+    @property
+    def found_fraction(self) -> float:
+        return float(self.found.mean()) if len(self.found) else 0.0
+
+
+def extract_crops(
+    dataset: FaceDataset, analyzer: FaceAnalyzer, size: int, margin: float = DEFAULT_MARGIN, progress: bool = True
+) -> CropData:
+    """Detect the largest face of each image with the landmark path's analyzer and crop it (in memory)."""
+    n = len(dataset)
+    crops = np.zeros((n, size, size), np.uint8)
+    landmarks = np.full((n, 68, 2), np.nan, np.float32)
+    found = np.zeros(n, bool)
+    whole = np.zeros(n, bool)
+    errors: list[str] = []
+    for i, path in enumerate(tqdm(dataset.paths, desc=f"face crops {dataset.name}", disable=not progress)):
+        try:
+            gray = read_gray(path)
+        except ImageError as error:
+            errors.append(str(error))
+            continue
+        faces = analyzer.analyze(gray)
+        if not faces:
+            continue
+        face = faces[0]
+        crops[i] = crop_face(gray, face.box, size, margin)
+        landmarks[i] = landmarks_in_crop(face.landmarks, face.box, margin)
+        found[i], whole[i] = True, face.box.source == "whole_image"
+    return CropData(crops, landmarks, found, whole, errors)

@@ -1,0 +1,125 @@
+"""One cross-validation loop for every model kind. A recipe holds what its model reads of a dataset, computed
+once (the forest: landmark feature rows; the CNN: face crops), trains a fresh model on any rows and scores
+rows; `cross_validate` trains one per fold of a protocol and scores the pooled predictions."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from typing import Any, Protocol
+
+import numpy as np
+from tqdm import tqdm
+
+from emotion_perception.data.datasets import FaceDataset
+from emotion_perception.data.face_data import CropData, LandmarkData
+from emotion_perception.experiments.evaluation import mean_ci95, metrics, predicted_labels, split_indices
+from emotion_perception.models.cnn import CnnClassifier
+from emotion_perception.models.cnn_training import TrainSettings, train_cnn
+from emotion_perception.models.landmark_model import EmotionModel, ForestSettings
+
+
+class Recipe(Protocol):
+    """How fresh models of one kind are trained and scored on the rows of one prepared dataset."""
+
+    found: np.ndarray  # rows that hold a face
+
+    def fit(self, index: np.ndarray, labels: np.ndarray, classes: list[str], groups: np.ndarray,
+            seed: int) -> Any: ...
+
+    def proba(self, model: Any, index: np.ndarray) -> np.ndarray: ...
+
+    def describe(self) -> dict[str, Any]: ...
+
+
+class ForestRecipe:
+    """Fresh forests on the landmark features of a dataset (feature rows computed once)."""
+
+    def __init__(self, settings: ForestSettings, data: LandmarkData) -> None:
+        self.settings = settings
+        self.rows = data.feature_rows(settings.feature_set, settings.mirror)
+        self.found = data.extracted.found
+
+    def fit(self, index: np.ndarray, labels: np.ndarray, classes: list[str], groups: np.ndarray, seed: int,
+            header: dict[str, Any] | None = None) -> EmotionModel:
+        return self.settings.fit(*self.rows.at(index), labels[index], seed, header)
+
+    def proba(self, model: EmotionModel, index: np.ndarray) -> np.ndarray:
+        return model.predict_features(*self.rows.at(index))
+
+    def describe(self) -> dict[str, Any]:
+        s = self.settings
+        return {"feature_set": s.feature_set, "n_estimators": s.n_estimators, "max_features": s.max_features,
+                "mirror": s.mirror}
+
+
+class CnnRecipe:
+    """Fresh CNNs on the face crops of a dataset (validation subjects held out of each training part)."""
+
+    def __init__(self, settings: TrainSettings, data: CropData) -> None:
+        self.settings, self.data = settings, data
+        self.found = data.found
+
+    def fit(self, index: np.ndarray, labels: np.ndarray, classes: list[str], groups: np.ndarray,
+            seed: int) -> CnnClassifier:
+        settings = replace(self.settings, seed=seed, progress=False)
+        landmarks = self.data.landmarks[index] if settings.arch == "multitask" else None
+        return train_cnn(self.data.crops[index], labels[index], settings, classes, groups[index],
+                         landmarks).classifier
+
+    def proba(self, model: CnnClassifier, index: np.ndarray) -> np.ndarray:
+        return model.predict_crops(self.data.crops[index])
+
+    def describe(self) -> dict[str, Any]:
+        from emotion_perception.models.cnn import resolve_device
+
+        s = self.settings
+        return {"model_kind": "cnn", "arch": s.arch, "input_size": s.input_size, "epochs": s.epochs,
+                "device": resolve_device(s.device)[0]}
+
+
+def predict(recipe: Recipe, model: Any, index: np.ndarray) -> np.ndarray:
+    """The model's labels for the rows at `index`; None where no face was found."""
+    return predicted_labels(model.labels, recipe.found, index, lambda rows: recipe.proba(model, rows))
+
+
+def cross_validate(
+    recipe: Recipe,
+    dataset: FaceDataset,
+    protocol: str,
+    folds: int = 10,
+    repeats: int = 1,
+    seed: int = 0,
+    test_mask: np.ndarray | None = None,
+    progress: bool = False,
+) -> dict[str, object]:
+    """Train a fresh model per fold (on the faces found in its training part) and score the pooled predictions.
+
+    With repeats > 1 the folds are reshuffled with seeds seed..seed+repeats-1; the metrics are those of the first
+    repeat, with the accuracy's mean and 95% CI over repeats added.
+    """
+    labels = dataset.labels.astype(str)
+    classes = sorted(set(labels))
+    groups = dataset.groups()
+    accuracies: list[float] = []
+    first: dict[str, object] = {}
+    started = time.perf_counter()
+    for repeat in range(repeats):
+        predictions = np.full(len(labels), None, dtype=object)
+        tested = np.zeros(len(labels), bool)
+        fold_accuracies = []
+        splits = list(split_indices(protocol, dataset, folds, seed + repeat, test_mask))
+        for train, test in tqdm(splits, desc=f"folds (repeat {repeat + 1}/{repeats})", disable=not progress):
+            model = recipe.fit(train[recipe.found[train]], labels, classes, groups, seed + repeat)
+            predictions[test] = predict(recipe, model, test)
+            tested[test] = True
+            fold_accuracies.append(float(np.mean(predictions[test] == labels[test])))
+        result = metrics(labels[tested], predictions[tested], classes)
+        accuracies.append(float(result["accuracy"]))
+        first = first or {**result, "fold_accuracy": fold_accuracies}
+    mean, half = mean_ci95(accuracies)
+    return {
+        **first, "protocol": protocol, "folds": folds, "repeats": repeats, "seed": seed,
+        "accuracy_mean": mean, "accuracy_ci95": half, "accuracy_repeats": accuracies, **recipe.describe(),
+        "seconds": round(time.perf_counter() - started, 2),
+    }
