@@ -133,15 +133,15 @@ fi
   echo '  esac'
   echo '  export "$1"'
   echo '}'
-  # Prepending: the last line wins the front, so the venv comes before the overlay prefixes in each list.
+  # Each line prepends: the venv, written first, ends up after the overlay prefixes in each list.
   echo "_ros_overlay_prepend AMENT_PREFIX_PATH '$venv'"
   echo "_ros_overlay_prepend PATH '$venv/bin'"
   for prefix in "$install"/*/; do
     prefix=${prefix%/}
     [[ -d $prefix/share/ament_index || -d $prefix/$site ]] || continue
     echo "_ros_overlay_prepend AMENT_PREFIX_PATH '$prefix'"
-    [[ -d $prefix/$site ]] && echo "_ros_overlay_prepend PYTHONPATH '$prefix/$site'"
-    [[ -d $prefix/bin ]] && echo "_ros_overlay_prepend PATH '$prefix/bin'"
+    if [[ -d $prefix/$site ]]; then echo "_ros_overlay_prepend PYTHONPATH '$prefix/$site'"; fi
+    if [[ -d $prefix/bin ]]; then echo "_ros_overlay_prepend PATH '$prefix/bin'"; fi
   done
   for pkg in "${msg_packages[@]}"; do
     echo "_ros_overlay_prepend LD_LIBRARY_PATH '$install/$pkg/lib'"
