@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
 def _start(name: str, extra: list[str], logs: Path) -> subprocess.Popen:
     with (logs / f"{name}.log").open("wb") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", f"emotion_perception.nodes.{name}", "--ros-args", *extra],
+            [sys.executable, "-m", f"emotion_perception.ros.nodes.{name}", "--ros-args", *extra],
             stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONUNBUFFERED="1"),
         )
 

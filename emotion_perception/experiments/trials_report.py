@@ -216,7 +216,7 @@ def report_markdown(summary: dict[str, Any], command: str, plots: list[str]) -> 
         f"{s['pgd_steps']} steps. Adaptive: Square attack, {s['adaptive_queries']} queries, "
         f"{s['adaptive_images']} test images per repeat, on each model's whole pipeline (dlib + features + forest; "
         "detector + crop + CNN).",
-        f"Boxes: eye margin {s['eye_margin']}, jaw margin {s['jaw_margin']}, fill {s['fill']}. Scaling: the camera "
+        f"Boxes: eye margin {s['eye_margin']}, jaw margin {s['jaw_margin']}, fill {s['box_fill']}. Scaling: the camera "
         f"image is the test image at {s['scaling_factor']}x, the victim resizes it back ({s['scaling_interpolation']})"
         " and sees an image of another class.",
         f"Wall time of this run: {meta['wall_seconds']:.1f} s ({meta['cells_computed']} cells computed, "
