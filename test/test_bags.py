@@ -253,7 +253,7 @@ def test_damaged_bags_give_one_line_errors_and_leave_nothing(bag: Path, dataset:
 
 def test_unknown_topics_and_wrong_types_are_named(bag: Path, tmp_path: Path):
     result = cli("bag", "evaluate", bag, "--out", tmp_path / "r", "--topic", "/camera/image_raw")
-    assert_one_line_error(result, "no topic /camera/image_raw", "/image (sensor_msgs/msg/Image)")
+    assert_one_line_error(result, "no image topic /camera/image_raw", "/image (sensor_msgs/msg/Image)")
     result = cli("bag", "evaluate", bag, "--out", tmp_path / "r", "--topic", "ground_truth/emotion")
     assert_one_line_error(result, "holds std_msgs/msg/String, expected sensor_msgs/msg/Image")
     result = cli("bag", "evaluate", tmp_path / "missing", "--out", tmp_path / "r")

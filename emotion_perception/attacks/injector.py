@@ -18,7 +18,7 @@ from emotion_perception.attacks.registry import ATTACK_PARAMS, AttackInputs
 from emotion_perception.core.errors import FrameError, ImageError, InjectorSetupError, ModelFileError
 from emotion_perception.core.faces import FaceDetector
 from emotion_perception.core.frames import decode_frame
-from emotion_perception.core.images import read_gray, to_gray_u8
+from emotion_perception.core.images import read_bgr, to_gray_u8
 from emotion_perception.core.landmarks import LandmarkPredictor
 from emotion_perception.core.params import ParamSpec
 from emotion_perception.core.pipeline import FaceAnalyzer
@@ -114,13 +114,10 @@ class FrameAttacker:
             if not v["target_image"]:
                 raise InjectorSetupError("scaling needs target_image (the image the victim should see)")
             if r.target is None or r.target_path != v["target_image"]:
-                import cv2
-
                 try:
-                    read_gray(v["target_image"])  # the one reader that names every problem
+                    r.target = read_bgr(v["target_image"])
                 except ImageError as error:
                     raise InjectorSetupError(f"target_image: {error}") from None
-                r.target = cv2.imread(v["target_image"], cv2.IMREAD_COLOR)
                 r.target_path = v["target_image"]
 
     def chosen(self, index: int) -> bool:

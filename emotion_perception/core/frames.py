@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from emotion_perception.core.errors import FrameError
-from emotion_perception.core.images import to_gray_u8
+from emotion_perception.core.images import to_bgr_u8, to_gray_u8
 
 # encoding -> (channels, dtype, channel order of colour data)
 ENCODINGS: dict[str, tuple[int, np.dtype, str]] = {
@@ -65,16 +65,8 @@ def frame_to_bgr(
     is_bigendian: bool = False, max_pixels: int = MAX_PIXELS,
 ) -> np.ndarray:
     """The frame as uint8 BGR (for drawing debug images and for attacks that work on colour)."""
-    import cv2
-
     pixels, order = decode_frame(encoding, height, width, step, data, is_bigendian, max_pixels)
-    if pixels.dtype != np.uint8:
-        pixels = (pixels >> 8).astype(np.uint8)
-    if pixels.ndim == 2:
-        return cv2.cvtColor(pixels, cv2.COLOR_GRAY2BGR)
-    if pixels.shape[2] == 4:
-        return cv2.cvtColor(pixels, cv2.COLOR_RGBA2BGR if order == "rgb" else cv2.COLOR_BGRA2BGR)
-    return np.ascontiguousarray(pixels[:, :, ::-1]) if order == "rgb" else np.ascontiguousarray(pixels)
+    return to_bgr_u8(pixels, order=order)
 
 
 def encode_frame(image: np.ndarray) -> tuple[str, int, int, int, bytes]:

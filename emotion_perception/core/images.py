@@ -1,4 +1,5 @@
-"""Image loading and conversion to the 8-bit grayscale that dlib's detector and predictor consume."""
+"""Image files and pixel arrays -> uint8 grey (what dlib's detector and predictor consume) or uint8 BGR (for
+drawing and for attacks on colour): the one image reader and the one 8-bit conversion of the package."""
 
 from __future__ import annotations
 
@@ -31,13 +32,27 @@ def to_gray_u8(image: np.ndarray, order: str = "bgr") -> np.ndarray:
             (3, False): cv2.COLOR_BGR2GRAY, (3, True): cv2.COLOR_RGB2GRAY,
             (4, False): cv2.COLOR_BGRA2GRAY, (4, True): cv2.COLOR_RGBA2GRAY,
         }[(channels, rgb_first)]
-        image = cv2.cvtColor(_to_u8(image), code)
+        image = cv2.cvtColor(to_u8(image), code)
     elif image.ndim != 2:
         raise ImageError(f"unsupported image shape {image.shape}")
-    return np.ascontiguousarray(_to_u8(image))
+    return np.ascontiguousarray(to_u8(image))
 
 
-def _to_u8(image: np.ndarray) -> np.ndarray:
+def to_bgr_u8(image: np.ndarray, order: str = "bgr") -> np.ndarray:
+    """A grey, colour (3/4 channel) or 16-bit/float image as contiguous uint8 BGR; `order` as for `to_gray_u8`."""
+    if not isinstance(image, np.ndarray) or image.size == 0:
+        raise ImageError(f"empty or missing image ({getattr(image, 'shape', type(image).__name__)})")
+    pixels = to_u8(image[:, :, 0] if image.ndim == 3 and image.shape[2] == 1 else image)
+    if pixels.ndim == 2:
+        return cv2.cvtColor(pixels, cv2.COLOR_GRAY2BGR)
+    if pixels.ndim != 3 or pixels.shape[2] not in (3, 4):
+        raise ImageError(f"unsupported image shape {image.shape}")
+    if pixels.shape[2] == 4:
+        return cv2.cvtColor(pixels, cv2.COLOR_RGBA2BGR if order == "rgb" else cv2.COLOR_BGRA2BGR)
+    return np.ascontiguousarray(pixels[:, :, ::-1] if order == "rgb" else pixels)
+
+
+def to_u8(image: np.ndarray) -> np.ndarray:
     """Scale 16-bit, boolean or float images into uint8 without clipping information away."""
     if image.dtype == np.uint8:
         return image
@@ -55,27 +70,43 @@ def _to_u8(image: np.ndarray) -> np.ndarray:
     raise ImageError(f"unsupported pixel type {image.dtype}")
 
 
-def read_gray(path: str | Path) -> np.ndarray:
-    """Read an image file (PNG, JPEG, TIFF, GIF, ...) as uint8 grey; ImageError names the path on failure."""
+def read_image(path: str | Path, colour: bool = False) -> np.ndarray:
+    """Read an image file (PNG, JPEG, TIFF, GIF, ...) as uint8 grey, or uint8 BGR with `colour`; ImageError names
+    the path on failure."""
     path = Path(path)
     if not path.is_file():
         raise ImageError(f"{path}: no such file")
-    data = np.fromfile(path, dtype=np.uint8)
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except OSError as error:
+        raise ImageError(f"{path}: cannot read ({error.strerror or error})") from None
     if data.size == 0:
         raise ImageError(f"{path}: empty file")
     image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if image is None:
-        image = _read_with_pillow(path)
+        image = _read_with_pillow(path, colour)
     try:
-        return to_gray_u8(image)
+        return to_bgr_u8(image) if colour else to_gray_u8(image)
     except ImageError as error:
         raise ImageError(f"{path}: {error}") from None
 
 
-def _read_with_pillow(path: Path) -> np.ndarray:
-    """Fallback reader for formats OpenCV does not decode (e.g. GIF)."""
+def read_gray(path: str | Path) -> np.ndarray:
+    """An image file as uint8 grey (see `read_image`)."""
+    return read_image(path)
+
+
+def read_bgr(path: str | Path) -> np.ndarray:
+    """An image file as uint8 BGR (see `read_image`)."""
+    return read_image(path, colour=True)
+
+
+def _read_with_pillow(path: Path, colour: bool) -> np.ndarray:
+    """Fallback reader for formats OpenCV does not decode (e.g. GIF): grey, or BGR with `colour`."""
     try:
         with Image.open(path) as picture:
-            return np.asarray(picture.convert("L"))
+            if not colour:
+                return np.asarray(picture.convert("L"))
+            return np.ascontiguousarray(np.asarray(picture.convert("RGB"))[:, :, ::-1])
     except (UnidentifiedImageError, OSError) as error:
         raise ImageError(f"{path}: not a readable image ({error})") from None

@@ -8,7 +8,8 @@ replays such a bag; `bag evaluate` classifies its frames offline and writes a re
 
 Bags are written into a hidden folder beside the destination and renamed into place when complete;
 a failure removes them, so a bag path never holds half a bag. Every problem with a bag being read
-(missing, corrupt or truncated, no such topic, wrong message type, undecodable frame) raises `BagError`.
+(missing, corrupt or truncated, no such topic, wrong message type, undecodable frame) raises `BagError`;
+readers that replay a bag (`bag_frames`) skip bad messages instead and report them.
 """
 
 from __future__ import annotations
@@ -28,14 +29,17 @@ import numpy as np
 
 from emotion_perception.core.errors import BagError, FrameError, SourceError
 from emotion_perception.core.faces import upscale_factor
-from emotion_perception.core.frames import decode_frame
-from emotion_perception.data.sources import folder_frames
+from emotion_perception.core.frames import decode_frame, frame_to_bgr
+from emotion_perception.data.sources import Frame, folder_frames, label_of
 
 IMAGE_TOPIC = "/image"
-GROUND_TRUTH_TOPIC = "/ground_truth/emotion"
+GROUND_TRUTH = "ground_truth/emotion"  # the relative topic name the nodes publish and subscribe (remappable)
+GROUND_TRUTH_TOPIC = f"/{GROUND_TRUTH}"  # as a bag of the root namespace holds it
 EMOTION_TOPIC = "/emotion"
 DETAIL_TOPIC = "/emotion/detail"
 IMAGE_TYPE = "sensor_msgs/msg/Image"
+COMPRESSED_TYPE = "sensor_msgs/msg/CompressedImage"
+IMAGE_TYPES = (IMAGE_TYPE, COMPRESSED_TYPE)
 STRING_TYPE = "std_msgs/msg/String"
 STORAGES = ("sqlite3", "mcap")
 ENCODINGS = ("auto", "bgr8", "mono8")
@@ -229,7 +233,8 @@ def write_dataset_bag(
 
 @dataclass
 class BagFrame:
-    """One image message of a bag: its header, the raw sensor_msgs/Image fields, and its ground truth."""
+    """One image message of a bag: its header, the raw sensor_msgs/Image fields (a CompressedImage is decoded to
+    bgr8), its time in the bag and its ground truth."""
 
     stamp_ns: int
     frame_id: str
@@ -240,6 +245,7 @@ class BagFrame:
     is_bigendian: bool
     data: np.ndarray
     truth: dict[str, Any] | None
+    bag_time_ns: int = 0
 
     @property
     def header(self) -> Any:
@@ -253,32 +259,39 @@ class BagFrame:
         except FrameError as error:
             raise BagError(f"frame at {self.stamp_ns} ns: {error}") from None
 
+    def bgr(self) -> np.ndarray:
+        """The frame as uint8 BGR; FrameError for inconsistent fields."""
+        return frame_to_bgr(self.encoding, self.height, self.width, self.step, self.data, self.is_bigendian)
+
 
 def _key(topic: str) -> str:
     return "/" + topic.strip().strip("/")
 
 
-class BagReader:
-    """Frames and ground truth of a rosbag2 (sqlite3 or mcap), checked when opened; a context manager.
+SkipHandler = Callable[[str], None]
 
-    `image_topic`: the image topic (with or without its leading slash). Ground truth is read from
-    `/ground_truth/emotion` where the bag has it (or from `truth_topic`).
+
+class BagReader:
+    """Frames and ground truth of a ROS 2 bag (sqlite3 or mcap), checked when opened; a context manager.
+
+    `image_topic`: the image topic (sensor_msgs Image or CompressedImage, with or without its leading slash);
+    empty: the bag's only image topic. Ground truth is read from `truth_topic` where the bag has it.
     """
 
-    def __init__(self, path: str | Path, image_topic: str = IMAGE_TOPIC, truth_topic: str = GROUND_TRUTH_TOPIC):
-        from rosbags.rosbag2 import Reader
+    def __init__(self, path: str | Path, image_topic: str = "", truth_topic: str = GROUND_TRUTH_TOPIC) -> None:
+        from rosbags.highlevel import AnyReader
 
         self.path = Path(path)
         if not self.path.exists():
             raise BagError(f"{self.path}: no such bag")
         try:
-            self._reader = Reader(self.path)
+            self._reader = AnyReader([self.path], default_typestore=typestore())
             self._reader.open()
         except Exception as error:  # rosbags raises several types for damaged metadata or storage files
             raise BagError(f"{self.path}: not a readable ROS 2 bag ({_cause(error)})") from None
         try:
-            self.image_connection = self._connection(image_topic, IMAGE_TYPE, required=True)
-            self.truth_connection = self._connection(truth_topic, STRING_TYPE, required=False)
+            self.image_connections = self._images(image_topic)
+            self.truth_connection = self._connection(truth_topic)
         except BaseException:
             self.close()
             raise
@@ -289,18 +302,32 @@ class BagReader:
 
     @property
     def frame_count(self) -> int:
-        return self.image_connection.msgcount
+        return sum(c.msgcount for c in self.image_connections)
 
-    def _connection(self, topic: str, msgtype: str, required: bool) -> Any:
-        found = [c for c in self._reader.connections if _key(c.topic) == _key(topic)]
-        if not found:
-            if not required:
-                return None
-            topics = ", ".join(sorted(f"{c.topic} ({c.msgtype})" for c in self._reader.connections)) or "none"
-            raise BagError(f"{self.path}: no topic {_key(topic)}; the bag holds: {topics}")
-        if found[0].msgtype != msgtype:
-            raise BagError(f"{self.path}: topic {_key(topic)} holds {found[0].msgtype}, expected {msgtype}")
-        return found[0]
+    def _holds(self) -> str:
+        return ", ".join(sorted(f"{c.topic} ({c.msgtype})" for c in self._reader.connections)) or "no topics"
+
+    def _images(self, topic: str) -> list[Any]:
+        images = [c for c in self._reader.connections if c.msgtype in IMAGE_TYPES]
+        if not topic:
+            names = sorted({c.topic for c in images})
+            if len(names) != 1:
+                found = f"several image topics ({', '.join(names)}): choose one" if names else "no image topic"
+                raise BagError(f"{self.path}: {found} (image_source_node's bag_topic, bag evaluate's --topic)")
+            return images
+        named = [c for c in self._reader.connections if _key(c.topic) == _key(topic)]
+        if not named:
+            raise BagError(f"{self.path}: no image topic {_key(topic)}; the bag holds: {self._holds()}")
+        if named[0].msgtype not in IMAGE_TYPES:
+            raise BagError(f"{self.path}: topic {_key(topic)} holds {named[0].msgtype}, expected "
+                           f"{' or '.join(IMAGE_TYPES)}")
+        return named
+
+    def _connection(self, topic: str) -> Any:
+        """The std_msgs/String connection of `topic` (or of `topic` in a namespace), or None where there is none."""
+        found = [c for c in self._reader.connections if c.msgtype == STRING_TYPE
+                 and (_key(c.topic) == _key(topic) or _key(c.topic).endswith(_key(topic)))]
+        return min(found, key=lambda c: len(c.topic)) if found else None
 
     def __enter__(self) -> BagReader:
         return self
@@ -311,50 +338,97 @@ class BagReader:
     def close(self) -> None:
         self._reader.close()
 
-    def _messages(self, connection: Any) -> Iterator[tuple[int, Any]]:
-        """(bag time, deserialised message) of one connection; damage found while reading -> BagError."""
-        store = typestore()
-        iterator = self._reader.messages(connections=[connection])
+    def _messages(self, connections: list[Any], on_skip: SkipHandler | None) -> Iterator[tuple[Any, int, Any]]:
+        """(connection, bag time, deserialised message); a damaged message raises BagError, or goes to `on_skip`
+        and is left out when that is given."""
+        iterator = self._reader.messages(connections=connections)
         while True:
             try:
                 item = next(iterator, None)
                 if item is None:
                     return
-                _, timestamp, raw = item
-                message = store.deserialize_cdr(raw, connection.msgtype)
-            except Exception as error:  # sqlite3, mcap and CDR errors of damaged or truncated files
-                raise BagError(f"{self.path}: damaged or truncated bag: {_cause(error)} (topic "
-                               f"{connection.topic})") from None
-            yield timestamp, message
+                connection, timestamp, raw = item
+            except Exception as error:  # sqlite3 and mcap errors of damaged or truncated files
+                raise BagError(f"{self.path}: damaged or truncated bag: {_cause(error)}") from None
+            try:
+                message = self._reader.deserialize(raw, connection.msgtype)
+            except Exception as error:  # CDR errors of a damaged message
+                if on_skip is None:
+                    raise BagError(f"{self.path}: damaged message at {timestamp} ns on {connection.topic}: "
+                                   f"{_cause(error)}") from None
+                on_skip(f"skipped a message of {connection.topic} at {timestamp} ns ({_cause(error)})")
+                continue
+            yield connection, timestamp, message
 
-    def ground_truth(self) -> dict[int, dict[str, Any]]:
-        """The ground-truth records by stamp in nanoseconds (empty without a ground-truth topic)."""
+    def ground_truth(self, on_skip: SkipHandler | None = None) -> dict[int, dict[str, Any]]:
+        """The ground-truth records by stamp in nanoseconds (empty without a ground-truth topic); a record without
+        a stamp raises BagError, or goes to `on_skip` when that is given."""
         if self.truth_connection is None:
             return {}
         truth = {}
-        for timestamp, message in self._messages(self.truth_connection):
+        for _, timestamp, message in self._messages([self.truth_connection], on_skip):
             try:
                 record = json.loads(message.data)
                 stamp = record["stamp"]
                 truth[int(stamp["sec"]) * 1_000_000_000 + int(stamp["nanosec"])] = record
             except (ValueError, KeyError, TypeError) as error:
-                raise BagError(f"{self.path}: ground-truth message at {timestamp} ns is not a record with a "
-                               f"stamp ({_cause(error)})") from None
+                problem = f"ground-truth message at {timestamp} ns is not a record with a stamp ({_cause(error)})"
+                if on_skip is None:
+                    raise BagError(f"{self.path}: {problem}") from None
+                on_skip(f"skipped a {problem}")
         return truth
 
-    def frames(self) -> Iterator[BagFrame]:
+    def frames(self, on_skip: SkipHandler | None = None) -> Iterator[BagFrame]:
         """The image messages in bag order, each with its ground-truth record (None where there is none)."""
-        truth = self.ground_truth()
-        for _, message in self._messages(self.image_connection):
+        truth = self.ground_truth(on_skip)
+        for connection, timestamp, message in self._messages(self.image_connections, on_skip):
             stamp = int(message.header.stamp.sec) * 1_000_000_000 + int(message.header.stamp.nanosec)
-            yield BagFrame(stamp, message.header.frame_id, message.encoding, int(message.height),
-                           int(message.width), int(message.step), bool(message.is_bigendian),
-                           np.asarray(message.data, dtype=np.uint8), truth.get(stamp))
+            if connection.msgtype == COMPRESSED_TYPE:
+                image = cv2.imdecode(np.asarray(message.data, dtype=np.uint8), cv2.IMREAD_COLOR)
+                if image is None:
+                    problem = f"undecodable compressed image (format {message.format!r}) at {timestamp} ns"
+                    if on_skip is None:
+                        raise BagError(f"{self.path}: {problem}")
+                    on_skip(f"skipped an {problem} on {connection.topic}")
+                    continue
+                fields = ("bgr8", image.shape[0], image.shape[1], image.strides[0], False, image.reshape(-1))
+            else:
+                fields = (message.encoding, int(message.height), int(message.width), int(message.step),
+                          bool(message.is_bigendian), np.asarray(message.data, dtype=np.uint8))
+            yield BagFrame(stamp, message.header.frame_id, *fields, truth.get(stamp), timestamp)
 
     def strings(self, topic: str) -> list[tuple[int, str]]:
         """(bag time, text) of every std_msgs/String on `topic`."""
-        connection = self._connection(topic, STRING_TYPE, required=True)
-        return [(timestamp, message.data) for timestamp, message in self._messages(connection)]
+        connection = self._connection(topic)
+        if connection is None:
+            raise BagError(f"{self.path}: no {STRING_TYPE} topic {_key(topic)}; the bag holds: {self._holds()}")
+        return [(timestamp, message.data) for _, timestamp, message in self._messages([connection], None)]
+
+
+def bag_frames(path: str | Path, topic: str = "", on_skip: SkipHandler = lambda _: None) -> Iterator[Frame]:
+    """One pass over the images of a ROS 2 bag as source `Frame`s (BGR, labels from its ground truth, its
+    timeline); the bag is checked now (SourceError), bad messages go to `on_skip`."""
+    try:
+        reader = BagReader(path, topic, GROUND_TRUTH_TOPIC)
+    except BagError as error:
+        raise SourceError(str(error)) from None
+
+    def frames() -> Iterator[Frame]:
+        start: int | None = None
+        with reader:
+            for frame in reader.frames(on_skip):
+                try:
+                    image = frame.bgr()
+                except FrameError as error:
+                    on_skip(f"skipped a frame at {frame.bag_time_ns} ns ({error})")
+                    continue
+                start = frame.bag_time_ns if start is None else start
+                record = frame.truth or {}
+                yield Frame(image, label_of(record.get("label")), record.get("subject"),
+                            record.get("file") or f"{Path(path).name}@{frame.bag_time_ns}", frame.stamp_ns,
+                            frame.bag_time_ns - start, frame.frame_id)
+
+    return frames()
 
 
 def _cause(error: BaseException) -> str:

@@ -12,25 +12,17 @@ import csv
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
-from emotion_perception.core.errors import FrameError, SourceError
-from emotion_perception.core.frames import frame_to_bgr
+from emotion_perception.core.errors import ImageError, SourceError
+from emotion_perception.core.images import read_bgr
 from emotion_perception.core.labels import EMOTIONS
 from emotion_perception.data.datasets import IMAGE_SUFFIXES
 
-if TYPE_CHECKING:
-    from rosbags.highlevel import AnyReader
-    from rosbags.interfaces import Connection
-
 SOURCE_TYPES: tuple[str, ...] = ("folder", "video", "camera", "bag")
 OUTPUT_ENCODINGS: tuple[str, ...] = ("bgr8", "mono8", "rgb8")
-IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
-GROUND_TRUTH_TOPIC = "ground_truth/emotion"
 DEMO_FRAMES = Path(__file__).resolve().parents[1] / "assets"
 
 SkipHandler = Callable[[str], None]
@@ -68,7 +60,7 @@ class _Entry:
     subject: str | None
 
 
-def _label(name: str | None) -> str | None:
+def label_of(name: str | None) -> str | None:
     """An emotion label from a class folder or manifest entry; None when it is not one of EMOTIONS."""
     name = (name or "").strip().lower()
     return name if name in EMOTIONS else None
@@ -91,7 +83,7 @@ def scan_folder(root: str | Path) -> list[_Entry]:
             if not reader.fieldnames or "path" not in reader.fieldnames:
                 raise SourceError(f"{manifest}: needs at least a 'path' column")
             entries = [
-                _Entry(root / row["path"], _label(row.get("label")), (row.get("subject") or None))
+                _Entry(root / row["path"], label_of(row.get("label")), (row.get("subject") or None))
                 for row in reader
             ]
     else:
@@ -99,32 +91,13 @@ def scan_folder(root: str | Path) -> list[_Entry]:
         files = [p for p in candidates if p.is_file()]
         files += [p for folder in candidates if folder.is_dir() for p in folder.iterdir() if p.is_file()]
         entries = [
-            _Entry(p, _label(p.parent.name) if p.parent != root else None, None)
+            _Entry(p, label_of(p.parent.name) if p.parent != root else None, None)
             for p in sorted(files, key=lambda p: p.relative_to(root).as_posix())
             if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
         ]
     if not entries:
         raise SourceError(f"{root}: no images found (expected image files, <class>/<image> or a manifest.csv)")
     return entries
-
-
-def read_bgr(path: str | Path) -> np.ndarray:
-    """An image file as uint8 BGR; SourceError names the path on failure."""
-    path = Path(path)
-    try:
-        data = np.fromfile(path, dtype=np.uint8)
-    except OSError as error:
-        raise SourceError(f"{path}: cannot read ({error.strerror or error})") from None
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    if image is None:
-        try:
-            with Image.open(path) as picture:
-                image = np.ascontiguousarray(np.asarray(picture.convert("RGB"))[:, :, ::-1])
-        except (UnidentifiedImageError, OSError) as error:
-            raise SourceError(f"{path}: not a readable image ({error})") from None
-    if image.size == 0:
-        raise SourceError(f"{path}: empty image")
-    return image
 
 
 def folder_frames(root: str | Path, on_skip: SkipHandler = _ignore) -> Iterator[Frame]:
@@ -136,7 +109,7 @@ def folder_frames(root: str | Path, on_skip: SkipHandler = _ignore) -> Iterator[
         for entry in entries:
             try:
                 image = read_bgr(entry.path)
-            except SourceError as error:
+            except ImageError as error:
                 on_skip(f"skipped {error}")
                 continue
             file = entry.path.relative_to(root).as_posix() if entry.path.is_relative_to(root) else str(entry.path)
@@ -189,108 +162,6 @@ def camera_frames(device: str) -> Iterator[Frame]:
     return _capture_frames(capture, f"camera:{device}", first)
 
 
-# -------------------------------------------------------------------------------------------------- bags
-
-
-def _topic_key(name: str) -> str:
-    return name.strip().strip("/")
-
-
-def _open_bag(path: Path) -> AnyReader:
-    from rosbags.highlevel import AnyReader, AnyReaderError
-    from rosbags.typesys import Stores, get_typestore
-
-    if not path.exists():
-        raise SourceError(f"{path}: no such bag")
-    try:
-        reader = AnyReader([path], default_typestore=get_typestore(Stores.ROS2_JAZZY))
-        reader.open()
-    except (AnyReaderError, OSError, KeyError, ValueError) as error:
-        raise SourceError(f"{path}: not a readable ROS 2 bag ({error})") from None
-    return reader
-
-
-def _image_connections(reader: AnyReader, path: Path, topic: str) -> list[Connection]:
-    images = [c for c in reader.connections if c.msgtype in IMAGE_TYPES]
-    names = sorted({c.topic for c in images})
-    if topic:
-        chosen = [c for c in images if _topic_key(c.topic) == _topic_key(topic)]
-        if not chosen:
-            others = sorted({f"{c.topic} ({c.msgtype})" for c in reader.connections})
-            raise SourceError(f"{path}: no image topic {topic!r}; the bag holds {others or 'no topics'}")
-        return chosen
-    if len(names) != 1:
-        found = "none" if not names else ", ".join(names)
-        raise SourceError(f"{path}: set bag_topic to one image topic (sensor_msgs Image topics found: {found})")
-    return images
-
-
-def _bag_ground_truth(reader: AnyReader, on_skip: SkipHandler) -> dict[int, dict]:
-    """Ground-truth records of the bag's `ground_truth/emotion` topic, by stamp in nanoseconds."""
-    import json
-
-    connections = [
-        c for c in reader.connections
-        if _topic_key(c.topic).endswith(GROUND_TRUTH_TOPIC) and c.msgtype == "std_msgs/msg/String"
-    ]
-    truth: dict[int, dict] = {}
-    for connection, _, raw in reader.messages(connections=connections) if connections else ():
-        try:
-            record = json.loads(reader.deserialize(raw, connection.msgtype).data)
-            stamp = record["stamp"]
-            truth[int(stamp["sec"]) * 1_000_000_000 + int(stamp["nanosec"])] = record
-        except (ValueError, KeyError, TypeError) as error:
-            on_skip(f"skipped a ground-truth message ({error})")
-    return truth
-
-
-def _decode_image(message: object, msgtype: str) -> np.ndarray:
-    if msgtype == "sensor_msgs/msg/CompressedImage":
-        image = cv2.imdecode(np.asarray(message.data, dtype=np.uint8), cv2.IMREAD_COLOR)
-        if image is None:
-            raise FrameError(f"undecodable compressed image (format {message.format!r})")
-        return image
-    return frame_to_bgr(message.encoding, message.height, message.width, message.step, message.data,
-                        bool(message.is_bigendian))
-
-
-def bag_frames(path: str | Path, topic: str = "", on_skip: SkipHandler = _ignore) -> Iterator[Frame]:
-    """One pass over the images of a ROS 2 bag (sqlite3 or mcap) with their original header stamps.
-
-    `topic` picks the image topic (with or without a leading slash); empty means the bag's only one.
-    Labels come from a `ground_truth/emotion` topic (JSON records with a stamp) where the bag has one.
-    """
-    path = Path(path)
-    reader = _open_bag(path)
-    try:
-        connections = _image_connections(reader, path, topic)
-        truth = _bag_ground_truth(reader, on_skip)
-    except BaseException:
-        reader.close()
-        raise
-
-    def frames() -> Iterator[Frame]:
-        start: int | None = None
-        try:
-            for connection, timestamp, raw in reader.messages(connections=connections):
-                try:
-                    message = reader.deserialize(raw, connection.msgtype)
-                    image = _decode_image(message, connection.msgtype)
-                except Exception as error:  # any bad message is skipped, never fatal
-                    on_skip(f"skipped a message of {connection.topic} at {timestamp} ns ({error})")
-                    continue
-                stamp = message.header.stamp.sec * 1_000_000_000 + message.header.stamp.nanosec
-                start = timestamp if start is None else start
-                record = truth.get(stamp, {})
-                yield Frame(image, _label(record.get("label")), record.get("subject"),
-                            record.get("file") or f"{path.name}@{timestamp}", stamp, timestamp - start,
-                            message.header.frame_id)
-        finally:
-            reader.close()
-
-    return frames()
-
-
 # ------------------------------------------------------------------------------------------ any source
 
 
@@ -314,6 +185,8 @@ def open_source(
             return video_frames(source)
         if source_type == "camera":
             return camera_frames(source)
+        from emotion_perception.data.bags import bag_frames  # rosbags is only needed for bag sources
+
         return bag_frames(source, bag_topic, on_skip)
 
     first = one_pass()

@@ -28,9 +28,9 @@ from std_msgs.msg import String
 
 from emotion_perception.core.errors import ParameterError, SourceError
 from emotion_perception.core.params import specs_by_name
+from emotion_perception.data.bags import GROUND_TRUTH
 from emotion_perception.data.sources import (
     DEMO_FRAMES,
-    GROUND_TRUTH_TOPIC,
     Frame,
     ground_truth_record,
     open_source,
@@ -64,7 +64,7 @@ class ImageSourceNode(Node):
             else ReliabilityPolicy.BEST_EFFORT
         self.image_pub = self.create_publisher(Image, "image", QoSProfile(depth=5, reliability=reliability))
         # transient local: a scorer that subscribes late still receives the last 100 records
-        self.truth_pub = self.create_publisher(String, GROUND_TRUTH_TOPIC, QoSProfile(
+        self.truth_pub = self.create_publisher(String, GROUND_TRUTH, QoSProfile(
             depth=100, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL))
         self.published = 0
         self.finished = False
