@@ -69,11 +69,15 @@ def frame_to_bgr(
     return to_bgr_u8(pixels, order=order)
 
 
-def encode_frame(image: np.ndarray) -> tuple[str, int, int, int, bytes]:
-    """(encoding, height, width, step, data) for a uint8 grey (mono8) or BGR (bgr8) array."""
+def encode_frame(image: np.ndarray, encoding: str | None = None) -> tuple[str, int, int, int, bytes]:
+    """(encoding, height, width, step, data) of a uint8 array: mono8 for grey and bgr8 for 3 channels by default,
+    or any 8-bit `encoding` whose channel count the array has (the pixels are taken as they are)."""
     image = np.ascontiguousarray(image)
-    if image.dtype != np.uint8 or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] != 3):
-        raise FrameError(f"can encode uint8 grey or 3-channel BGR only, got {image.dtype} {image.shape}")
-    encoding = "mono8" if image.ndim == 2 else "bgr8"
+    channels = 1 if image.ndim == 2 else image.shape[2] if image.ndim == 3 else 0
+    if encoding is None:
+        encoding = {1: "mono8", 3: "bgr8"}.get(channels, "")
+    expected = ENCODINGS.get(encoding)
+    if image.dtype != np.uint8 or expected is None or expected[1] != np.uint8 or expected[0] != channels:
+        raise FrameError(f"cannot encode {image.dtype} {image.shape} pixels as {encoding or 'mono8/bgr8'}")
     height, width = image.shape[:2]
     return encoding, height, width, image.strides[0], image.tobytes()

@@ -29,7 +29,7 @@ import numpy as np
 
 from emotion_perception.core.errors import BagError, FrameError, SourceError
 from emotion_perception.core.faces import upscale_factor
-from emotion_perception.core.frames import decode_frame, frame_to_bgr
+from emotion_perception.core.frames import decode_frame, encode_frame, frame_to_bgr
 from emotion_perception.data.sources import Frame, folder_frames, label_of
 
 IMAGE_TOPIC = "/image"
@@ -146,11 +146,10 @@ def header(stamp_ns: int, frame_id: str) -> Any:
 
 def image_message(pixels: np.ndarray, stamp_ns: int, frame_id: str) -> Any:
     """A rosbags sensor_msgs/Image of uint8 grey (mono8) or BGR (bgr8) pixels."""
-    pixels = np.ascontiguousarray(pixels)
-    encoding = "mono8" if pixels.ndim == 2 else "bgr8"
-    return typestore().types[IMAGE_TYPE](
-        header=header(stamp_ns, frame_id), height=pixels.shape[0], width=pixels.shape[1], encoding=encoding,
-        is_bigendian=0, step=pixels.strides[0], data=pixels.reshape(-1).view(np.uint8))
+    encoding, height, width, step, data = encode_frame(pixels)
+    return typestore().types[IMAGE_TYPE](header=header(stamp_ns, frame_id), height=height, width=width,
+                                         encoding=encoding, is_bigendian=0, step=step,
+                                         data=np.frombuffer(data, np.uint8))
 
 
 def string_message(text: str) -> Any:

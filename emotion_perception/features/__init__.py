@@ -5,6 +5,8 @@ from emotion_perception.core.geometry import MIRROR, as_batch, mirror_landmarks
 from emotion_perception.features.sets import (
     DEFAULT_FEATURE_SET,
     FEATURE_SETS,
+    GEOMETRY_SETS,
+    centroid_offsets,
     compute,
     compute_mirrored,
     compute_with_mirrored,
@@ -13,6 +15,6 @@ from emotion_perception.features.sets import (
 )
 
 __all__ = [
-    "DEFAULT_FEATURE_SET", "FEATURE_SETS", "MIRROR", "as_batch", "compute", "compute_mirrored",
+    "DEFAULT_FEATURE_SET", "FEATURE_SETS", "GEOMETRY_SETS", "MIRROR", "as_batch", "centroid_offsets", "compute", "compute_mirrored",
     "compute_with_mirrored", "feature_names", "mirror_landmarks", "needs_image",
 ]

@@ -101,9 +101,10 @@ def image_to_bgr(msg: Image, max_pixels: int) -> np.ndarray:
                         max_pixels)
 
 
-def image_message(image: np.ndarray, header: Any) -> Image:
-    """A mono8/bgr8 sensor_msgs/Image of a uint8 array, with the given header."""
-    encoding, height, width, step, data = encode_frame(image)
+def image_message(image: np.ndarray, header: Any, encoding: str | None = None) -> Image:
+    """A sensor_msgs/Image of a uint8 array with the given header: mono8/bgr8, or `encoding` (see
+    `frames.encode_frame`)."""
+    encoding, height, width, step, data = encode_frame(image, encoding)
     msg = Image(header=header, height=height, width=width, encoding=encoding, is_bigendian=0, step=step)
     msg.data = data
     return msg

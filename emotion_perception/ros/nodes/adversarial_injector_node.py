@@ -31,6 +31,7 @@ from emotion_perception.ros.plumbing import (
     ProcessingStats,
     declare_parameters,
     diagnostic_status,
+    image_message,
     image_qos,
     parameter_guard,
 )
@@ -105,12 +106,7 @@ class AdversarialInjectorNode(Node):
 
     def _publish(self, msg: Image, index: int, attacker: FrameAttacker, result: FrameResult,
                  started: float) -> None:
-        out = msg
-        if result.pixels is not None:
-            pixels = result.pixels
-            out = Image(header=msg.header, height=msg.height, width=msg.width, encoding=msg.encoding,
-                        is_bigendian=msg.is_bigendian, step=pixels.strides[0])
-            out.data = pixels.tobytes()
+        out = msg if result.pixels is None else image_message(result.pixels, msg.header, msg.encoding)
         self.image_pub.publish(out)
         stamp = (int(msg.header.stamp.sec), int(msg.header.stamp.nanosec))
         record = info_record(attacker.values, stamp, msg.header.frame_id, index, result, started)

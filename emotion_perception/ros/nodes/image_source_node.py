@@ -9,7 +9,6 @@ by `rate_factor`, with their original header stamps. ROS plumbing only: reading 
 
 from __future__ import annotations
 
-import array
 import json
 import sys
 import time
@@ -24,7 +23,7 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
-from std_msgs.msg import String
+from std_msgs.msg import Header, String
 
 from emotion_perception.core.errors import ParameterError, SourceError
 from emotion_perception.core.params import specs_by_name
@@ -37,7 +36,7 @@ from emotion_perception.data.sources import (
     to_encoding,
 )
 from emotion_perception.ros.params import SOURCE_NODE_PARAMS
-from emotion_perception.ros.plumbing import declare_parameters
+from emotion_perception.ros.plumbing import declare_parameters, image_message
 
 NODE_NAME = "image_source_node"
 EXIT_BAD_SETUP = 2
@@ -139,17 +138,13 @@ class ImageSourceNode(Node):
         self.timer.reset()
 
     def _publish(self, frame: Frame) -> None:
-        pixels = to_encoding(frame.image, str(self.params["encoding"]))
-        message = Image()
+        header = Header(frame_id=frame.frame_id or str(self.params["frame_id"]))
         if frame.stamp_ns is not None:
-            message.header.stamp.sec, message.header.stamp.nanosec = divmod(frame.stamp_ns, 1_000_000_000)
+            header.stamp.sec, header.stamp.nanosec = divmod(frame.stamp_ns, 1_000_000_000)
         else:
-            message.header.stamp = self.get_clock().now().to_msg()
-        message.header.frame_id = frame.frame_id or str(self.params["frame_id"])
-        message.height, message.width = pixels.shape[:2]
-        message.encoding = str(self.params["encoding"])
-        message.step = pixels.strides[0]
-        message.data = array.array("B", pixels.tobytes())
+            header.stamp = self.get_clock().now().to_msg()
+        encoding = str(self.params["encoding"])
+        message = image_message(to_encoding(frame.image, encoding), header, encoding)
         self.image_pub.publish(message)
         if frame.label is not None:
             stamp = message.header.stamp
