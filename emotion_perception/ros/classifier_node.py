@@ -157,10 +157,19 @@ class ClassifierNode(LifecycleNode):
         self._tracker = self.model = None
         self._configured = False
 
-    def start(self) -> bool:
-        """Configure and activate (autostart); False when a transition failed."""
-        return (self.trigger_configure() == TransitionCallbackReturn.SUCCESS
-                and self.trigger_activate() == TransitionCallbackReturn.SUCCESS)
+    def begin(self) -> bool:
+        """With `autostart`: configure and activate; False (and one log line) when a transition failed."""
+        if not self.params["autostart"]:
+            return True
+        if (self.trigger_configure() == TransitionCallbackReturn.SUCCESS
+                and self.trigger_activate() == TransitionCallbackReturn.SUCCESS):
+            return True
+        self.get_logger().error("autostart failed: the node could not be configured and activated")
+        return False
+
+    def close(self) -> None:
+        """On the way out: stop the worker and the subscription."""
+        self.release_activity()
 
     # --- parameters --------------------------------------------------------------------------------
 

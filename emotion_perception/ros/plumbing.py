@@ -19,7 +19,7 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from sensor_msgs.msg import Image
 
 from emotion_perception.core.detail import DETAIL_VERSION, detail_json  # noqa: F401  (re-exported for the nodes)
-from emotion_perception.core.errors import ParameterError
+from emotion_perception.core.errors import EmotionPerceptionError, ParameterError, SourceError
 from emotion_perception.core.frames import encode_frame, frame_to_bgr, frame_to_gray
 from emotion_perception.core.params import ParamSpec, validate
 
@@ -238,32 +238,38 @@ def diagnostic_status(
     return DiagnosticStatus(level=level, name=name, message=message[:200], hardware_id="", values=values)
 
 
-def run_classifier_node(make_node: Callable[[], Any], name: str, args: list[str] | None = None) -> int:
-    """main() of a classifier lifecycle node: 2 for bad parameters, 1 when autostart cannot configure and
-    activate it, 0 after a clean shutdown."""
+STARTUP_FAILURES = {ParameterError: "bad parameters", SourceError: "cannot open the source"}
+
+
+def run_node(make_node: Callable[[], Any], name: str, args: list[str] | None = None) -> int:
+    """The main() of every node. A node may define `begin() -> bool` (after construction, e.g. the classifiers'
+    autostart), `should_exit() -> bool` (checked between callbacks), `close()` (on the way out, also after
+    Ctrl-C) and `exit_code`.
+
+    Exit status: 2 when the node refuses its parameters or its source (one log line), 1 when `begin` fails, else
+    the node's `exit_code` (0 unless it says otherwise)."""
     import rclpy
-    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+    from rclpy.executors import ExternalShutdownException
 
     rclpy.init(args=args)
     try:
         try:
             node = make_node()
-        except ParameterError as error:
-            rclpy.logging.get_logger(name).error(f"bad parameters: {error}")
+        except EmotionPerceptionError as error:
+            rclpy.logging.get_logger(name).error(f"{STARTUP_FAILURES.get(type(error), 'cannot start')}: {error}")
             return 2
-        if node.params["autostart"] and not node.start():
-            node.get_logger().error("autostart failed: the node could not be configured and activated")
+        if hasattr(node, "begin") and not node.begin():
             node.destroy_node()
             return 1
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
         try:
-            executor.spin()
+            while rclpy.ok() and not (hasattr(node, "should_exit") and node.should_exit()):
+                rclpy.spin_once(node, timeout_sec=0.2)
         except (KeyboardInterrupt, ExternalShutdownException):
             pass
         finally:
-            node.release_activity()
+            if hasattr(node, "close"):
+                node.close()
             node.destroy_node()
+        return int(getattr(node, "exit_code", 0))
     finally:
         rclpy.try_shutdown()
-    return 0

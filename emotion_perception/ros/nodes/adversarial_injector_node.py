@@ -13,10 +13,8 @@ import sys
 import time
 from typing import Any
 
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -34,6 +32,7 @@ from emotion_perception.ros.plumbing import (
     image_message,
     image_qos,
     parameter_guard,
+    run_node,
 )
 
 NODE_NAME = "adversarial_injector_node"
@@ -130,27 +129,13 @@ class AdversarialInjectorNode(Node):
         array.header.stamp = self.get_clock().now().to_msg()
         self.diagnostics_pub.publish(array)
 
-    def destroy_node(self) -> None:
+    def close(self) -> None:
+        """On the way out: stop the worker."""
         self.worker.stop()
-        super().destroy_node()
 
 
 def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=args)
-    try:
-        node = AdversarialInjectorNode()
-    except ParameterError as error:
-        rclpy.logging.get_logger(NODE_NAME).error(f"bad parameters: {error}")
-        rclpy.try_shutdown()
-        return 2
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(AdversarialInjectorNode, NODE_NAME, args)
 
 
 if __name__ == "__main__":

@@ -18,14 +18,13 @@ import rclpy
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.clock import Clock, ClockType
 from rclpy.duration import Duration
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header, String
 
-from emotion_perception.core.errors import ParameterError, SourceError
+from emotion_perception.core.errors import SourceError
 from emotion_perception.core.params import specs_by_name
 from emotion_perception.data.bags import GROUND_TRUTH
 from emotion_perception.data.sources import (
@@ -36,10 +35,9 @@ from emotion_perception.data.sources import (
     to_encoding,
 )
 from emotion_perception.ros.params import SOURCE_NODE_PARAMS
-from emotion_perception.ros.plumbing import declare_parameters, image_message
+from emotion_perception.ros.plumbing import declare_parameters, image_message, run_node
 
 NODE_NAME = "image_source_node"
-EXIT_BAD_SETUP = 2
 EXIT_SOURCE_FAILED = 1
 
 
@@ -156,34 +154,18 @@ class ImageSourceNode(Node):
         self.get_logger().info(f"source finished after {self.published} frames")
         self._schedule(0)
 
-    def wait_delivered(self, seconds: float = 2.0) -> None:
+    def should_exit(self) -> bool:
+        return self.finished and bool(self.params["exit_when_done"])
+
+    def close(self, seconds: float = 2.0) -> None:
         """Give reliable subscribers the chance to receive the last frames before the node goes away."""
-        for publisher in (self.image_pub, self.truth_pub):
-            publisher.wait_for_all_acked(Duration(seconds=seconds))
+        if self.finished and rclpy.ok():
+            for publisher in (self.image_pub, self.truth_pub):
+                publisher.wait_for_all_acked(Duration(seconds=seconds))
 
 
 def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=args)
-    try:
-        node = ImageSourceNode()
-    except ParameterError as error:
-        rclpy.logging.get_logger(NODE_NAME).error(f"bad parameters: {error}")
-        rclpy.try_shutdown()
-        return EXIT_BAD_SETUP
-    except SourceError as error:
-        rclpy.logging.get_logger(NODE_NAME).error(f"cannot open the source: {error}")
-        rclpy.try_shutdown()
-        return EXIT_BAD_SETUP
-    try:
-        while rclpy.ok() and not (node.finished and node.params["exit_when_done"]):
-            rclpy.spin_once(node, timeout_sec=0.2)
-        node.wait_delivered()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return node.exit_code
+    return run_node(ImageSourceNode, NODE_NAME, args)
 
 
 if __name__ == "__main__":

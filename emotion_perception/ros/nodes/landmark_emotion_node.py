@@ -14,7 +14,7 @@ from emotion_perception.models.landmark_model import EmotionModel
 from emotion_perception.models.rules import RuleSet, named_rules_for_faces
 from emotion_perception.ros.classifier_node import ClassifierNode
 from emotion_perception.ros.params import LANDMARK_NODE_PARAMS
-from emotion_perception.ros.plumbing import run_classifier_node
+from emotion_perception.ros.plumbing import run_node
 
 
 class LandmarkEmotionNode(ClassifierNode):
@@ -45,7 +45,7 @@ class LandmarkEmotionNode(ClassifierNode):
 
 
 def main(args: list[str] | None = None) -> int:
-    return run_classifier_node(LandmarkEmotionNode, LandmarkEmotionNode.NAME, args)
+    return run_node(LandmarkEmotionNode, LandmarkEmotionNode.NAME, args)
 
 
 if __name__ == "__main__":

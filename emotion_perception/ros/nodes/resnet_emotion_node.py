@@ -16,7 +16,7 @@ from emotion_perception.core.types import Classifier
 from emotion_perception.models.cnn import CnnClassifier, resolve_device
 from emotion_perception.ros.classifier_node import ClassifierNode
 from emotion_perception.ros.params import RESNET_NODE_PARAMS
-from emotion_perception.ros.plumbing import run_classifier_node
+from emotion_perception.ros.plumbing import run_node
 
 
 class ResnetEmotionNode(ClassifierNode):
@@ -41,7 +41,7 @@ class ResnetEmotionNode(ClassifierNode):
 
 
 def main(args: list[str] | None = None) -> int:
-    return run_classifier_node(ResnetEmotionNode, ResnetEmotionNode.NAME, args)
+    return run_node(ResnetEmotionNode, ResnetEmotionNode.NAME, args)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ from typing import Any
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.duration import Duration
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import String
@@ -26,7 +25,7 @@ from std_msgs.msg import String
 from emotion_perception.core.errors import ParameterError
 from emotion_perception.experiments.scoring import Scoreboard, write_report
 from emotion_perception.ros.params import SCORER_NODE_PARAMS
-from emotion_perception.ros.plumbing import declare_parameters
+from emotion_perception.ros.plumbing import declare_parameters, run_node
 
 NODE_NAME = "scorer_node"
 
@@ -141,28 +140,19 @@ class ScorerNode(Node):
         array.header.stamp = self.get_clock().now().to_msg()
         self.diagnostics_pub.publish(array)
 
+    def should_exit(self) -> bool:
+        return self.done and bool(self.params["exit_when_done"])
+
+    def close(self) -> None:
+        """On the way out: the report of what was scored so far, or the final scores delivered to their readers."""
+        if not self.done and self.board.truth:
+            self.finish(publish=False)
+        elif rclpy.ok():
+            self.scores_pub.wait_for_all_acked(Duration(seconds=2.0))
+
 
 def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=args)
-    try:
-        node = ScorerNode()
-    except ParameterError as error:
-        rclpy.logging.get_logger(NODE_NAME).error(f"bad parameters: {error}")
-        rclpy.try_shutdown()
-        return 2
-    try:
-        while rclpy.ok() and not (node.done and node.params["exit_when_done"]):
-            rclpy.spin_once(node, timeout_sec=0.2)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if not node.done and node.board.truth:
-            node.finish(publish=False)  # on shutdown: the report of what was scored so far
-        elif rclpy.ok():
-            node.scores_pub.wait_for_all_acked(Duration(seconds=2.0))  # the final scores reach their readers
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(ScorerNode, NODE_NAME, args)
 
 
 if __name__ == "__main__":
