@@ -7,12 +7,23 @@
     ros2 launch emotion_perception emotion_perception.launch.py use_source:=true source_type:=bag source:=BAG \
         loop:=false use_scorer:=true report_dir:=/tmp/replay_report detect_every:=1 detect_tiles:=1
 
-landmark_emotion_node is a managed (lifecycle) node; its `autostart` parameter (true here unless
-`autostart:=false`) configures and activates it at start, so no lifecycle manager is needed. With
+The params file (`params_file`, by default the shipped config/emotion_perception.yaml, which holds every node
+parameter's default) sets the nodes' parameters. A launch argument that sets a node parameter (e.g. `loop`,
+`epsilon`, `detect_every`) defaults to "" (not given) and is then not passed at all, so the params file decides;
+given, it overrides the params file. Its type, range and choices are the node parameter's spec
+(`emotion_perception.ros.params`). A string parameter cannot be set to "" here: use the params file for that.
+
+landmark_emotion_node is a managed (lifecycle) node; its `autostart` parameter (true in the shipped params file,
+or `autostart:=false`) configures and activates it at start, so no lifecycle manager is needed. With
 `autostart:=false` it stays unconfigured until e.g. `ros2 lifecycle set /landmark_emotion_node configure`.
-With `attack` other than none, adversarial_injector_node subscribes to the camera topic and every
+With `attack` given and other than none, adversarial_injector_node subscribes to the camera topic and every
 classifier subscribes to its `image_attacked` output instead of the camera.
 """
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, NamedTuple
 
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
@@ -20,125 +31,174 @@ from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
+from emotion_perception.core.params import ParamSpec
+from emotion_perception.ros.params import NODE_PARAMS
+
 PACKAGE = "emotion_perception"
-ATTACKS = ["none", "eye_boxes", "jaw_box", "fgsm", "pgd", "scaling", "gaussian", "salt_pepper"]
 BOOLEANS = ["true", "false"]
+NOT_GIVEN = ""
 DDS_PROFILE_VARIABLE = "FASTRTPS_DEFAULT_PROFILES_FILE"
-NUMBERS = ["rate", "epsilon", "rate_factor", "attack_fraction", "eye_margin", "jaw_margin", "noise_sigma",
-           "noise_amount"]
-INTEGERS = ["detect_every", "detect_tiles", "attack_seed", "attack_steps"]
-# Arguments that default to "": not given, the node keeps the value of the params file.
-OPTIONAL = ["detect_every", "detect_tiles", "rate_factor", "attack_fraction", "attack_seed", "attack_steps",
-            "attack_model", "eye_margin", "jaw_margin", "box_fill", "noise_sigma", "noise_amount", "target_image"]
+SOURCE, INJECTOR, SCORER = "image_source_node", "adversarial_injector_node", "scorer_node"
+CLASSIFIERS = ("landmark_emotion_node", "resnet_emotion_node")
+EVERY_NODE = tuple(NODE_PARAMS)
+# declared by rclpy itself in every node, so in no node's table
+USE_SIM_TIME = ParamSpec("use_sim_time", False, "follow /clock (e.g. `ros2 bag play --clock`)")
+# files of share/emotion_perception/config that are the default of a launch argument
+CONFIG_FILES = {"params_file": "emotion_perception.yaml", "dds_profile": "fastdds_large_frames.xml"}
 
-# name: (default, description, choices or None); a default of None is an installed config file (see `defaults`).
-ARGUMENTS = {
-    "namespace": ("", "namespace of every node and topic", None),
-    "image_topic": ("image", "camera topic the pipeline reads (e.g. /camera/image_raw)", None),
-    "params_file": (None, "node parameters (YAML)", None),
-    "dds_profile": (None, "Fast DDS profile for every node (default: the shipped 32 MB shared-memory profile, which "
-                    "camera-sized frames need); empty: keep the environment's", None),
-    "use_sim_time": ("false", "use /clock (e.g. `ros2 bag play --clock`)", BOOLEANS),
-    "autostart": ("true", "configure and activate the classifier nodes at start (false: a lifecycle manager does)",
-                  BOOLEANS),
-    "use_landmark": ("true", "run landmark_emotion_node (dlib landmarks + RandomForest) -> emotion", BOOLEANS),
-    "use_resnet": ("false", "run resnet_emotion_node (CNN) -> emotion_resnet", BOOLEANS),
-    "device": ("auto", "where the CNN runs (resnet node)", ["auto", "cpu", "cuda"]),
-    "publish_debug_image": ("false", "classifiers publish annotated debug images", BOOLEANS),
-    "detect_every": ("", "classifiers: detection sweep every N frames (1 with detect_tiles 1: detect on every "
-                     "frame, as `bag evaluate`)", None),
-    "detect_tiles": ("", "classifiers: strips per detection sweep, one per frame (1: whole frame at once)", None),
-    "attack": ("none", "attack applied between the camera and every classifier", ATTACKS),
-    "epsilon": ("0.01", "attack strength: L-inf bound on [0,1] pixels (fgsm, pgd)", None),
-    "attack_fraction": ("", "injector: fraction of frames attacked (seeded draw)", None),
-    "attack_seed": ("", "injector: seed of the frame draw and of the attacks' random parts", None),
-    "attack_steps": ("", "injector: pgd iterations", None),
-    "attack_model": ("", "injector: CNN weights (.pt) the fgsm/pgd perturbations are crafted on", None),
-    "eye_margin": ("", "injector: eye_boxes growth around each eye, in eye widths", None),
-    "jaw_margin": ("", "injector: jaw_box growth around the jaw, in jaw widths", None),
-    "box_fill": ("", "injector: box colour: black, white, mean or noise", None),
-    "noise_sigma": ("", "injector: gaussian sigma on [0,1] pixels", None),
-    "noise_amount": ("", "injector: salt_pepper fraction of pixels", None),
-    "target_image": ("", "injector: scaling attack's target image (required for attack:=scaling)", None),
-    "use_source": ("false", "run image_source_node publishing on image_topic", BOOLEANS),
-    "source_type": ("folder", "image_source_node: folder, video, camera or bag", ["folder", "video", "camera", "bag"]),
-    "source": ("", "image_source_node: folder, video file, camera index or bag; empty: bundled demo frames", None),
-    "rate": ("10.0", "image_source_node: frames per second (folder, video, camera)", None),
-    "loop": ("true", "image_source_node: start again after the last frame", BOOLEANS),
-    "rate_factor": ("", "image_source_node: bag replay speed on the recorded timeline", None),
-    "use_scorer": ("false", "run scorer_node: running accuracy of every classifier against ground_truth/emotion",
-                   BOOLEANS),
-    "report_dir": ("", "scorer_node: folder for report.md and results.json; empty: no report", None),
+
+class Launch(NamedTuple):
+    """An argument of the launch itself (which nodes run, topics, files); a default of None is in CONFIG_FILES."""
+
+    default: str | None
+    description: str
+    choices: list[str] | None = None
+
+
+class Sets(NamedTuple):
+    """An argument that sets the node parameter `parameter` of `nodes`; not given (""), it is not passed."""
+
+    parameter: str
+    nodes: tuple[str, ...]
+    about: str = ""  # what the launch file does with it besides
+
+
+ARGUMENTS: dict[str, Launch | Sets] = {
+    "namespace": Launch("", "namespace of every node and topic"),
+    "image_topic": Launch("image", "camera topic the pipeline reads (e.g. /camera/image_raw)"),
+    "params_file": Launch(None, "node parameters (YAML); the node-parameter arguments that are given override it; "
+                          "empty: none, the nodes' own defaults"),
+    "dds_profile": Launch(None, "Fast DDS profile for every node (default: the shipped 32 MB shared-memory profile, "
+                          "which camera-sized frames need); empty: keep the environment's"),
+    "use_sim_time": Sets("use_sim_time", EVERY_NODE),
+    "autostart": Sets("autostart", CLASSIFIERS, "false: a lifecycle manager configures and activates them"),
+    "use_landmark": Launch("true", "run landmark_emotion_node (dlib landmarks + RandomForest) -> emotion", BOOLEANS),
+    "use_resnet": Launch("false", "run resnet_emotion_node (CNN) -> emotion_resnet", BOOLEANS),
+    "device": Sets("device", ("resnet_emotion_node",)),
+    "publish_debug_image": Sets("publish_debug_image", CLASSIFIERS),
+    "detect_every": Sets("detect_every", CLASSIFIERS, "1 with detect_tiles 1: detect on every frame, as "
+                         "`bag evaluate`"),
+    "detect_tiles": Sets("detect_tiles", CLASSIFIERS),
+    "attack": Sets("attack", (INJECTOR,), "given and not none: adversarial_injector_node runs between image_topic "
+                   "and every classifier"),
+    "epsilon": Sets("epsilon", (INJECTOR,)),
+    "attack_fraction": Sets("fraction", (INJECTOR,)),
+    "attack_seed": Sets("seed", (INJECTOR,)),
+    "attack_steps": Sets("steps", (INJECTOR,)),
+    "attack_model": Sets("model_path", (INJECTOR,)),
+    "eye_margin": Sets("eye_margin", (INJECTOR,)),
+    "jaw_margin": Sets("jaw_margin", (INJECTOR,)),
+    "box_fill": Sets("box_fill", (INJECTOR,)),
+    "noise_sigma": Sets("noise_sigma", (INJECTOR,)),
+    "noise_amount": Sets("noise_amount", (INJECTOR,)),
+    "target_image": Sets("target_image", (INJECTOR,), "required by attack scaling"),
+    "use_source": Launch("false", "run image_source_node publishing on image_topic", BOOLEANS),
+    "source_type": Sets("source_type", (SOURCE,)),
+    "source": Sets("source", (SOURCE, SCORER), "scorer_node writes it into its report"),
+    "rate": Sets("rate", (SOURCE,)),
+    "loop": Sets("loop", (SOURCE,)),
+    "rate_factor": Sets("rate_factor", (SOURCE,)),
+    "use_scorer": Launch("false", "run scorer_node: running accuracy of every classifier against "
+                         "ground_truth/emotion", BOOLEANS),
+    "report_dir": Sets("report_dir", (SCORER,)),
 }
 
-# executable: {node parameter: the launch argument that sets it}; every node also gets use_sim_time.
-NODE_PARAMETERS = {
-    "image_source_node": {"source_type": "source_type", "source": "source", "rate": "rate", "loop": "loop",
-                          "rate_factor": "rate_factor"},
-    "adversarial_injector_node": {
-        "attack": "attack", "epsilon": "epsilon", "fraction": "attack_fraction", "seed": "attack_seed",
-        "steps": "attack_steps", "model_path": "attack_model", "eye_margin": "eye_margin", "jaw_margin": "jaw_margin",
-        "box_fill": "box_fill", "noise_sigma": "noise_sigma", "noise_amount": "noise_amount",
-        "target_image": "target_image",
-    },
-    "landmark_emotion_node": {"autostart": "autostart", "publish_debug_image": "publish_debug_image",
-                              "detect_every": "detect_every", "detect_tiles": "detect_tiles"},
-    "resnet_emotion_node": {"autostart": "autostart", "publish_debug_image": "publish_debug_image",
-                            "device": "device", "detect_every": "detect_every", "detect_tiles": "detect_tiles"},
-    "scorer_node": {"report_dir": "report_dir", "source": "source"},
-}
+
+def spec(argument: str) -> ParamSpec:
+    """The spec of the node parameter a `Sets` argument sets (that of its first node)."""
+    parameter, nodes, _ = ARGUMENTS[argument]
+    if parameter == USE_SIM_TIME.name:
+        return USE_SIM_TIME
+    found = [s for s in NODE_PARAMS[nodes[0]] if s.name == parameter]
+    if not found:
+        raise KeyError(f"launch argument {argument}: {nodes[0]} has no parameter {parameter!r}")
+    return found[0]
 
 
-def _typed(name: str, text: str) -> bool | float | int | str:
-    """A launch argument's text as the node parameter type: true/false, numbers, or the text itself."""
-    if ARGUMENTS[name][2] is BOOLEANS:
-        return text.lower() == "true"
-    if name in OPTIONAL and text == "":
-        return text
-    if name in NUMBERS or name in INTEGERS:
-        try:
-            return int(text) if name in INTEGERS else float(text)
-        except ValueError:
-            kind = "a whole number" if name in INTEGERS else "a number"
-            raise RuntimeError(f"launch argument {name}: expected {kind}, got {text!r}") from None
-    return text
+def _text(value: Any) -> str:
+    """A spec default as launch argument text."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def declarations() -> dict[str, tuple[str | None, str, list[str] | None]]:
+    """name: (default, description, choices) of every launch argument, in order."""
+    declared = {}
+    for name, argument in ARGUMENTS.items():
+        if isinstance(argument, Launch):
+            declared[name] = tuple(argument)
+            continue
+        parameter, nodes, about = argument
+        specification = spec(name)
+        choices = BOOLEANS if specification.kind is bool else list(specification.choices)
+        whose = {EVERY_NODE: "every node", CLASSIFIERS: "the classifiers"}.get(nodes, " and ".join(nodes))
+        default = _text(specification.default) or '""'
+        description = (f"sets {parameter} of {whose}: {specification.description}{'; ' + about if about else ''}. "
+                       f"Not given: the params file's value (default {default})")
+        declared[name] = (NOT_GIVEN, description, [NOT_GIVEN, *choices] if choices else None)
+    return declared
+
+
+def _typed(argument: str, text: str) -> bool | int | float | str:
+    """A given launch argument's text as a value of its node parameter's type, checked against the spec."""
+    specification = spec(argument)
+    kind = specification.kind
+    try:
+        value = {"true": True, "false": False}[text.lower()] if kind is bool else kind(text)
+    except (KeyError, ValueError):
+        expected = {bool: "true or false", int: "an int", float: "a float"}[kind]
+        raise RuntimeError(f"launch argument {argument}:={text}: expected {expected}") from None
+    reason = specification.check(value)
+    if reason:
+        raise RuntimeError(f"launch argument {argument}:={text}: {reason}")
+    return value
+
+
+def overrides(given: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    """executable: the node parameters set by the arguments that were given (text other than "")."""
+    values: dict[str, dict[str, Any]] = {executable: {} for executable in NODE_PARAMS}
+    for name, argument in ARGUMENTS.items():
+        if isinstance(argument, Sets) and given[name] != NOT_GIVEN:
+            value = _typed(name, given[name])
+            for executable in argument.nodes:
+                values[executable][argument.parameter] = value
+    return values
 
 
 def _nodes(context, *args, **kwargs):
-    config = {name: _typed(name, LaunchConfiguration(name).perform(context)) for name in ARGUMENTS}
+    config = {name: LaunchConfiguration(name).perform(context) for name in ARGUMENTS}
+    switch = {name: config[name] == "true" for name in ("use_source", "use_landmark", "use_resnet", "use_scorer")}
     camera = config["image_topic"]
-    attacked = config["attack"] != "none"
+    attacked = config["attack"] not in (NOT_GIVEN, "none")
     # executable: remapping of its `image` input; classifiers read the injector's output under attack
     wanted = {
-        "image_source_node": camera if config["use_source"] else None,
-        "adversarial_injector_node": camera if attacked else None,
-        "landmark_emotion_node": ("image_attacked" if attacked else camera) if config["use_landmark"] else None,
-        "resnet_emotion_node": ("image_attacked" if attacked else camera) if config["use_resnet"] else None,
-        "scorer_node": "image" if config["use_scorer"] else None,  # reads no image: a no-op remapping
+        SOURCE: camera if switch["use_source"] else None,
+        INJECTOR: camera if attacked else None,
+        "landmark_emotion_node": ("image_attacked" if attacked else camera) if switch["use_landmark"] else None,
+        "resnet_emotion_node": ("image_attacked" if attacked else camera) if switch["use_resnet"] else None,
+        SCORER: "image" if switch["use_scorer"] else None,  # reads no image: a no-op remapping
     }
-    scored = [topic for topic, used in (("emotion/detail", config["use_landmark"]),
-                                        ("emotion_resnet/detail", config["use_resnet"])) if used]
+    parameters = overrides(config)
+    # the scorer scores the classifiers that run, whatever the params file lists
+    parameters[SCORER]["detail_topics"] = [
+        topic for topic, used in (("emotion/detail", switch["use_landmark"]),
+                                  ("emotion_resnet/detail", switch["use_resnet"])) if used]
+    params_file = [config["params_file"]] if config["params_file"] else []
     return [
         Node(package=PACKAGE, executable=executable, namespace=config["namespace"], output="screen",
              emulate_tty=True, remappings=[("image", image)],
              additional_env={DDS_PROFILE_VARIABLE: config["dds_profile"]} if config["dds_profile"] else None,
-             parameters=[config["params_file"], {
-                 "use_sim_time": config["use_sim_time"],
-                 **{parameter: config[argument] for parameter, argument in NODE_PARAMETERS[executable].items()
-                    if not (argument in OPTIONAL and config[argument] == "")},
-                 **(dict(detail_topics=scored) if executable == "scorer_node" else {}),
-             }])
-        for executable, image in wanted.items() if image is not None and (executable != "scorer_node" or scored)
+             parameters=[*params_file, parameters[executable]])  # later entries win: given arguments
+        for executable, image in wanted.items()
+        if image is not None and (executable != SCORER or parameters[SCORER]["detail_topics"])
     ]
 
 
 def generate_launch_description() -> LaunchDescription:
     config_dir = [FindPackageShare(PACKAGE), "config"]
-    defaults = {"params_file": PathJoinSubstitution([*config_dir, "emotion_perception.yaml"]),
-                "dds_profile": PathJoinSubstitution([*config_dir, "fastdds_large_frames.xml"])}
+    files = {name: PathJoinSubstitution([*config_dir, file]) for name, file in CONFIG_FILES.items()}
     arguments = [
-        DeclareLaunchArgument(name, default_value=defaults.get(name, default), description=description,
-                              **({"choices": choices} if choices else {}))
-        for name, (default, description, choices) in ARGUMENTS.items()
+        DeclareLaunchArgument(name, default_value=files[name] if default is None else default,
+                              description=description, **({"choices": choices} if choices else {}))
+        for name, (default, description, choices) in declarations().items()
     ]
     return LaunchDescription([*arguments, OpaqueFunction(function=_nodes)])
