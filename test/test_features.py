@@ -8,6 +8,7 @@ from face_images import astronaut_gray
 from emotion_perception import features
 from emotion_perception.core.pipeline import FaceAnalyzer
 from emotion_perception.features import appearance
+from emotion_perception.features.sets import GEOMETRY_SETS, centroid_offsets
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +22,7 @@ def similarity(points: np.ndarray, scale: float, angle_deg: float, shift: tuple[
     return scale * points @ rotation.T + np.asarray(shift)
 
 
-@pytest.mark.parametrize("name", sorted(features.GEOMETRY_SETS))
+@pytest.mark.parametrize("name", sorted(GEOMETRY_SETS))
 def test_translation_and_scale_invariance(landmarks, name):
     base = features.compute(name, landmarks)
     moved = features.compute(name, similarity(landmarks, 3.7, 0.0, (-120.0, 415.5)))
@@ -82,7 +83,7 @@ def test_numpy_hog_equals_scikit_image():
 
 
 def test_centroid_offsets_follow_the_paper_definition(landmarks):
-    vector = features.centroid_offsets(landmarks)[0].reshape(68, 2)
+    vector = centroid_offsets(landmarks)[0].reshape(68, 2)
     np.testing.assert_allclose(vector.mean(axis=0), 0.0, atol=1e-12)
     np.testing.assert_allclose(np.sqrt((vector**2).sum(axis=1).mean()), 1.0)
     offsets = landmarks - landmarks.mean(axis=0)
