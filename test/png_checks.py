@@ -15,12 +15,12 @@ def figure_pixels(width_in: float, height_in: float, dpi: float) -> tuple[int, i
     return round(width_in * dpi), round(height_in * dpi)
 
 
-def check_png(path: str | Path, size: tuple[int, int] | None = None, min_side: int = 200, min_colours: int = 50,
-              min_coloured_share: float = 0.01) -> np.ndarray:
+def check_png(path: str | Path, size: tuple[int, int] | None = None, min_side: int = 200, min_std: float = 20.0,
+              min_colours: int = 50, min_coloured_share: float = 0.01) -> np.ndarray:
     """Assert that `path` is a PNG that decodes to a picture of `size` (width, height; within a pixel) or at
-    least `min_side` px each way, that is not blank: its grey levels spread (std > 20 of 255), it holds at
-    least `min_colours` distinct colours and at least `min_coloured_share` of its pixels are coloured (not
-    grey: the heat map, the filled nodes). Returns the picture as RGB, over white where it was transparent."""
+    least `min_side` px each way, that is not blank: its grey levels spread (std > `min_std` of 255), it holds
+    at least `min_colours` distinct colours and at least `min_coloured_share` of its pixels are coloured (not
+    grey: a heat map). Returns the picture as RGB, over white where it was transparent."""
     data = Path(path).read_bytes()
     assert data[:8] == PNG_SIGNATURE, f"{path}: not a PNG (starts {data[:8]!r})"
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
@@ -38,7 +38,7 @@ def check_png(path: str | Path, size: tuple[int, int] | None = None, min_side: i
             f"{path}: {width}x{height} px, the figure is {size[0]}x{size[1]}"
     assert min(width, height) >= min_side, f"{path}: {width}x{height} px, under {min_side} px"
     grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-    assert grey.std() > 20, f"{path}: nearly uniform (grey std {grey.std():.1f})"
+    assert grey.std() > min_std, f"{path}: nearly uniform (grey std {grey.std():.1f})"
     pixels = rgb.reshape(-1, 3)
     colours = len(np.unique(pixels, axis=0))
     assert colours >= min_colours, f"{path}: only {colours} distinct colours"
