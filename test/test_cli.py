@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 from face_images import astronaut_bgr, astronaut_gray, shared_dataset, two_faces
+from png_checks import check_png, figure_pixels
 
 REQUIRED_EVALUATE_KEYS = {"accuracy", "macro_f1", "per_class_recall", "confusion", "labels", "n", "protocol",
                           "accuracy_3class"}
@@ -130,4 +131,5 @@ def test_evaluate_on_shared_yale_writes_json_and_plot(tmp_path):
     assert set(metrics) >= REQUIRED_EVALUATE_KEYS
     assert metrics["n"] == 60 and metrics["protocol"] == "subject-kfold"
     assert sum(map(sum, metrics["confusion"])) == 60
-    assert plot.read_bytes()[:4] == b"\x89PNG"
+    n = len(metrics["labels"])  # the confusion matrix picture: the figure's size, not blank
+    check_png(plot, size=figure_pixels(1.0 + 0.8 * n, 0.8 + 0.7 * n, 120))

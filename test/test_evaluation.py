@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from png_checks import check_png, figure_pixels
 
 from emotion_perception.data.datasets import FaceDataset
 from emotion_perception.experiments.evaluation import mean_ci95, metrics, plot_confusion, split_indices
@@ -70,7 +71,11 @@ def test_confidence_interval_matches_the_t_formula():
     assert mean_ci95([0.5]) == (0.5, 0.0)
 
 
-def test_confusion_plot_is_written(tmp_path: Path):
+@pytest.mark.parametrize("labels", [["happy", "sadness"], ["anger", "disgust", "fear", "happy", "neutral", "sad",
+                                                            "surprise"]])
+def test_confusion_plot_is_written(tmp_path: Path, labels: list[str]):
     out = tmp_path / "c.png"
-    plot_confusion([[3, 1], [0, 4]], ["happy", "sadness"], out, "toy")
-    assert out.read_bytes()[:4] == b"\x89PNG"
+    n = len(labels)
+    plot_confusion(np.eye(n, dtype=int) * 3 + 1, labels, out, "toy")
+    # a picture of the figure's size (inches x 120 dpi, growing with the classes), not blank: the blue heat map
+    check_png(out, size=figure_pixels(1.0 + 0.8 * n, 0.8 + 0.7 * n, 120))

@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pytest
 from face_images import shared_dataset
+from png_checks import check_png
 from sklearn.model_selection import GroupKFold
 from sklearn.tree import DecisionTreeClassifier
 from test_cli import cli, error_line, make_face_folder
@@ -125,8 +126,15 @@ def test_explain_cli_on_a_tiny_free_folder_writes_rules_and_trees(tmp_path, mode
     text = (out / "rules.md").read_text()
     assert "| class | model says | fidelity (held out)" in text and "## Rules" in text
     for label in labels:
-        png = out / f"tree_{label}.png"
-        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        # the tree's picture: a figure 8 in high at 80 dpi, cropped tight. The model calls all 6 faces happy, so
+        # each tree is one leaf (an uncoloured box with its text) in the middle, under the title: not blank, and
+        # ink in the middle (empty when only the title and a bare axes frame are drawn)
+        picture = check_png(out / f"tree_{label}.png", min_side=300, min_std=8, min_colours=20,
+                            min_coloured_share=0)
+        height, width = picture.shape[:2]
+        assert height <= 8 * 80 + 40
+        middle = picture[height // 4 : 3 * height // 4, width // 4 : 3 * width // 4]
+        assert (middle.min(axis=2) < 128).sum() > 200, f"tree_{label}.png: no tree drawn in the middle"
 
 
 def test_explain_bad_arguments_are_one_line_errors(tmp_path):

@@ -8,6 +8,8 @@ from face_images import astronaut_gray
 from emotion_perception import features
 from emotion_perception.core.pipeline import FaceAnalyzer
 from emotion_perception.features import appearance
+from emotion_perception.features.named import MEASUREMENTS, named_measurements
+from emotion_perception.features.sets import GEOMETRY_SETS, centroid_offsets
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +23,7 @@ def similarity(points: np.ndarray, scale: float, angle_deg: float, shift: tuple[
     return scale * points @ rotation.T + np.asarray(shift)
 
 
-@pytest.mark.parametrize("name", sorted(features.GEOMETRY_SETS))
+@pytest.mark.parametrize("name", sorted(GEOMETRY_SETS))
 def test_translation_and_scale_invariance(landmarks, name):
     base = features.compute(name, landmarks)
     moved = features.compute(name, similarity(landmarks, 3.7, 0.0, (-120.0, 415.5)))
@@ -47,6 +49,76 @@ def test_named_measurements_read_as_their_names(landmarks):
     assert opened_row["mouth opening"] > row["mouth opening"]
     assert opened_row["mouth width"] == pytest.approx(row["mouth width"])
     assert 0.2 < row["right eye openness ratio"] < 0.5  # open eyes are about a third as high as wide
+
+
+# The jaw drops: how far each landmark below the mouth corners moves, as a share of the lower lip's drop. The
+# lower lip (outer 55-59, inner 65-67) moves down with the chin; the jaw line (5-11) follows less towards its
+# ends; the mouth corners (48, 54, 60, 64), the upper lip and everything above stay.
+JAW_DROP = {55: 0.7, 56: 1.0, 57: 1.0, 58: 1.0, 59: 0.7, 65: 1.0, 66: 1.0, 67: 1.0,
+            5: 0.4, 6: 0.7, 7: 0.9, 8: 1.0, 9: 0.9, 10: 0.7, 11: 0.4}
+DROPS_PX = (0.0, 2.0, 4.0, 8.0, 12.0, 16.0)
+OPENING = ("mouth opening", "inner mouth opening", "mouth opening ratio", "inner mouth opening ratio",
+           "right lip height", "left lip height", "right inner lip gap", "left inner lip gap",
+           "lower lip height", "lower inner lip height", "chin height", "nose to chin", "face height")
+# not about the mouth, or about what the jaw does not move
+UNRELATED = ("right eye opening", "left eye opening", "right eye openness ratio", "left eye openness ratio",
+             "right eye width", "left eye width", "brow point 19 height", "right brow to lower lid", "nose length",
+             "nose width", "mouth width", "inner mouth width", "upper lip height", "upper inner lip height",
+             "upper lip thickness", "nose to upper lip", "right mouth corner height", "face width")
+# the lower lip and the chin move as one
+RIGID = ("lower lip thickness", "chin to lower lip", "chin to inner lower lip")
+
+
+def measurement_indices() -> dict[str, set[int]]:
+    """Each named measurement -> the landmarks it depends on (through the columns a ratio divides)."""
+    indices = {name: set(args) for name, kind, args in MEASUREMENTS if kind != "ratio"}
+    ratios = {name: set().union(*(indices[a] for a in args)) for name, kind, args in MEASUREMENTS if kind == "ratio"}
+    return {name: {**indices, **ratios}[name] for name, _, _ in MEASUREMENTS}
+
+
+def open_mouth(landmarks: np.ndarray, drop_px: float) -> np.ndarray:
+    """The face with its jaw dropped by `drop_px` pixels at the lower lip, straight down in the face's own frame
+    (perpendicular to the line between the eye centres), so also for a rolled face."""
+    axis = landmarks[42:48].mean(axis=0) - landmarks[36:42].mean(axis=0)
+    down = np.array([-axis[1], axis[0]]) / np.linalg.norm(axis)
+    opened = landmarks.copy()
+    for k, share in JAW_DROP.items():
+        opened[k] += share * drop_px * down
+    return opened
+
+
+@pytest.mark.parametrize("roll", [0.0, 17.0])
+@pytest.mark.parametrize("how", ["named_measurements", "features.compute"])
+def test_mouth_opening_measurements_grow_as_the_jaw_drops_and_nothing_else_moves(landmarks, how, roll):
+    face = similarity(landmarks, 1.0, roll, (0.0, 0.0))
+    faces = np.stack([open_mouth(face, drop) for drop in DROPS_PX])
+    if how == "named_measurements":
+        names, rows = named_measurements(faces)
+    else:
+        names, rows = features.feature_names("named"), features.compute("named", faces)
+    assert rows.shape == (len(DROPS_PX), 97)
+    column = {name: rows[:, k] for k, name in enumerate(names)}
+    eye_distance = np.linalg.norm(face[42:48].mean(axis=0) - face[36:42].mean(axis=0))
+    drops = np.asarray(DROPS_PX) / eye_distance  # in inter-ocular units
+    for name in OPENING:
+        assert (np.diff(column[name]) > 0).all(), (name, column[name])
+    # in inter-ocular units: the lower lip's height grows by exactly the drop, the (nearly vertical) openings by
+    # about as much, and their ratios to the unchanged mouth width with them
+    np.testing.assert_allclose(column["lower lip height"] - column["lower lip height"][0], drops, atol=1e-9)
+    for name in ("mouth opening", "inner mouth opening"):
+        np.testing.assert_allclose(column[name] - column[name][0], drops, rtol=0.05, err_msg=name)
+        np.testing.assert_allclose(column[f"{name} ratio"], column[name] / column["mouth width"], rtol=1e-12)
+    for side in ("right", "left"):  # the lower lip sinks further below the mouth corners, by the drop
+        below = column[f"{side} corner below lower lip"]
+        np.testing.assert_allclose(below[0] - below, drops, atol=1e-9, err_msg=side)
+    for name in (*UNRELATED, *RIGID):
+        np.testing.assert_allclose(column[name], column[name][0], atol=1e-9, err_msg=name)
+    # and so every measurement of landmarks the jaw leaves where they are
+    moved = set(JAW_DROP)
+    untouched = [name for name, uses in measurement_indices().items() if not uses & moved]
+    assert set(UNRELATED) <= set(untouched) and len(untouched) > 50
+    for name in untouched:
+        np.testing.assert_allclose(column[name], column[name][0], atol=1e-9, err_msg=name)
 
 
 def test_appearance_set_is_invariant_to_moving_and_scaling_the_picture(landmarks):
@@ -82,7 +154,7 @@ def test_numpy_hog_equals_scikit_image():
 
 
 def test_centroid_offsets_follow_the_paper_definition(landmarks):
-    vector = features.centroid_offsets(landmarks)[0].reshape(68, 2)
+    vector = centroid_offsets(landmarks)[0].reshape(68, 2)
     np.testing.assert_allclose(vector.mean(axis=0), 0.0, atol=1e-12)
     np.testing.assert_allclose(np.sqrt((vector**2).sum(axis=1).mean()), 1.0)
     offsets = landmarks - landmarks.mean(axis=0)

@@ -210,16 +210,21 @@ def test_a_jump_between_tracker_updates_is_not_carried_blindly(predictor):
 
 
 def test_new_detector_settings_take_effect_on_the_next_frame(predictor):
-    """A face followed under the old settings that the new ones would not find is gone on the next frame."""
+    """A face followed under the old settings that the new ones would not find is gone on the next frame.
+    The face moves 6 px right and 3 px down a frame, so following it is tracking, not finding it in place."""
     params = {**defaults(LANDMARK_NODE_PARAMS), "detect_every": 100}
     tracker = make_tracker(predictor)
     tracker.apply_params(params)
-    frame = frame_with_face(100, 60)
-    assert len(tracker.update(frame)) == 1 and len(tracker.update(frame)) == 1
+    frames = (frame_with_face(100 + 6 * step, 60 + 3 * step) for step in itertools.count())
+    followed = [tracker.update(next(frames)) for _ in range(3)]
+    assert [[face.id for face in faces] for faces in followed] == [[1], [1], [1]]
+    assert tracker.detections == 1  # found once, then followed: same face, same id
+    for before, after in itertools.pairwise(faces[0].box for faces in followed):  # the box follows the face
+        assert abs(after.left - before.left - 6) <= 3 and abs(after.top - before.top - 3) <= 3
     tracker.apply_params({**params, "min_face_size": 300})  # the ~90 px face is now too small
-    assert tracker.update(frame) == [] and tracker.detections == 2
+    assert tracker.update(next(frames)) == [] and tracker.detections == 2
     tracker.apply_params({**params, "detect_every": 50})  # tracking settings only: no new detection
-    tracker.update(frame)
+    tracker.update(next(frames))
     assert tracker.detections == 3  # (no face followed, so that frame searched anyway)
-    tracker.update(frame)
+    tracker.update(next(frames))
     assert tracker.detections == 3
