@@ -3,6 +3,7 @@ probe node publishes frames and collects emotion, emotion/detail, debug images a
 
 from __future__ import annotations
 
+import itertools
 import time
 
 import cv2
@@ -22,10 +23,10 @@ MODULE = "emotion_perception.ros.nodes.landmark_emotion_node"
 NODE = "landmark_emotion_node"
 
 
-def happy_frame() -> np.ndarray:
-    """640x480 BGR frame with the smiling astronaut (face ~90 px)."""
+def happy_frame(shift: int = 0) -> np.ndarray:
+    """640x480 BGR frame with the smiling astronaut (face ~90 px), `shift` px (up to 64) right of the middle."""
     frame = np.full((480, 640, 3), 120, np.uint8)
-    frame[:, 64:576] = astronaut_bgr()[:480]
+    frame[:, 64 + shift : 576 + shift] = astronaut_bgr()[:480]
     return frame
 
 
@@ -112,8 +113,12 @@ def test_happy_face_gives_happy_with_the_source_stamp_and_frame_id(node):
 
 
 def test_face_keeps_its_id_over_frames(node):
-    ids = {node.answer(happy_frame())["faces"][0]["id"] for _ in range(4)}
-    assert len(ids) == 1
+    """The face moves 6 px right a frame: the node follows it (one id) and its box moves with it."""
+    faces = [node.answer(happy_frame(shift=6 * step))["faces"] for step in range(6)]
+    assert [len(f) for f in faces] == [1] * 6
+    assert len({f[0]["id"] for f in faces}) == 1
+    lefts = [f[0]["box"][0] for f in faces]
+    assert all(abs(b - a - 6) <= 3 for a, b in itertools.pairwise(lefts)), lefts
 
 
 def test_valid_unusual_encodings_and_a_4k_frame_are_processed(node):
