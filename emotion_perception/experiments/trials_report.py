@@ -191,11 +191,20 @@ def write_csv(path: Path, summary: dict[str, Any]) -> None:
         writer.writerows(rows)
 
 
-def report_markdown(summary: dict[str, Any], command: str, plots: list[str]) -> str:
-    meta = summary["meta"]
+def _table(title: str, header: list[str], align: str, rows: list[list[str]], *notes: str) -> list[str]:
+    """A markdown section: its heading, a table (`align`: l or r per column) and notes below it."""
+    separator = "|" + "|".join("---" if a == "l" else "---:" for a in align) + "|"
+    return [title, "", "| " + " | ".join(header) + " |", separator, *("| " + " | ".join(row) + " |" for row in rows),
+            "", *[line for note in notes for line in (note, "")]]
+
+
+def _settings_section(meta: dict[str, Any], command: str) -> list[str]:
+    """What was run: data, protocols, repeats, models and attacks, wall time."""
     s, classes = meta["settings"], meta["classes"]
-    lines = ["# Robustness trials", "", f"`{command}`", ""]
-    lines += [
+    surrogate = (f"the CNN `{s['surrogate']}`" if s["surrogate"] else
+                 f"{s['surrogate_folds']} cross-fitted surrogate CNNs ({s['surrogate_epochs']} epochs; each image "
+                 "attacked by the one that never saw its subject)")
+    return ["# Robustness trials", "", f"`{command}`", "",
         f"Data: `{meta['data']}` — {meta['n_images']} images, {len(classes)} classes"
         + (f", {meta['subjects']} subjects" if meta.get("subjects") else "") + ".",
         f"Protocol(s): {', '.join(s['protocols'])}. Each repeat is one train/test split: fold 0 of {s['folds']} "
@@ -208,11 +217,7 @@ def report_markdown(summary: dict[str, Any], command: str, plots: list[str]) -> 
         f"Forest: {s['n_estimators']} trees, max_features {s['max_features']}, mirror augmentation "
         f"{'on' if s['mirror'] else 'off'}, {s['jobs']} jobs. CNN: {s['cnn_arch']} {s['cnn_input_size']} px, "
         f"{s['cnn_epochs']} epochs, CPU, {meta['torch_threads']} torch thread(s).",
-        "FGSM/PGD on the forest: transferred from "
-        + (f"the CNN `{s['surrogate']}`" if s["surrogate"] else
-           f"{s['surrogate_folds']} cross-fitted surrogate CNNs ({s['surrogate_epochs']} epochs; each image attacked "
-           "by the one that never saw its subject)")
-        + "; on the CNN: white-box on that repeat's CNN. PGD: "
+        f"FGSM/PGD on the forest: transferred from {surrogate}; on the CNN: white-box on that repeat's CNN. PGD: "
         f"{s['pgd_steps']} steps. Adaptive: Square attack, {s['adaptive_queries']} queries, "
         f"{s['adaptive_images']} test images per repeat, on each model's whole pipeline (dlib + features + forest; "
         "detector + crop + CNN).",
@@ -220,74 +225,99 @@ def report_markdown(summary: dict[str, Any], command: str, plots: list[str]) -> 
         f"image is the test image at {s['scaling_factor']}x, the victim resizes it back ({s['scaling_interpolation']})"
         " and sees an image of another class.",
         f"Wall time of this run: {meta['wall_seconds']:.1f} s ({meta['cells_computed']} cells computed, "
-        f"{meta['cells_reused']} reused from an earlier run).", "",
-    ]
+        f"{meta['cells_reused']} reused from an earlier run).", ""]
+
+
+def _overall_section(summary: dict[str, Any]) -> list[str]:
+    """Per protocol: every model and attack with its CI, difference to clean, tests and times."""
+    lines = []
     for protocol, models in summary["by_protocol"].items():
-        lines += [f"## Overall accuracy (%) — {protocol}", "",
-                  "| model | attack | setting | accuracy | 95% CI ± | Δ vs clean | p (paired) | p (Welch) | repeats "
-                  "| train s/repeat | test s/repeat |",
-                  "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
-        for model, attacks in models.items():
-            for attack, r in attacks.items():
-                lines.append(
-                    f"| {model} | {attack} | {r['headline'] if attack != 'type_a' else 'each class'} "
-                    f"| {_pct(r['accuracy_mean'])} | {_pct(r['ci95'])} | {_pct(r.get('delta_vs_clean'))} "
-                    f"| {_p(r.get('paired_vs_clean', {}).get('p'))} | {_p(r.get('welch_vs_clean', {}).get('p'))} "
-                    f"| {r['repeats']} | {r['train_seconds_mean']:.2f} | {r['test_seconds_mean']:.2f} |")
-        lines.append("")
-    if len(summary["by_protocol"]) > 1:
-        lines += ["## Protocols side by side (accuracy %, mean ± 95% CI)", ""]
-        protocols = list(summary["by_protocol"])
-        lines += ["| model | attack | " + " | ".join(protocols) + " |", "|---|---|" + "---:|" * len(protocols)]
-        first = summary["by_protocol"][protocols[0]]
-        for model, attacks in first.items():
-            for attack in attacks:
-                cells = []
-                for p in protocols:
-                    r = summary["by_protocol"][p].get(model, {}).get(attack)
-                    cells.append(f"{_pct(r['accuracy_mean'])} ± {_pct(r['ci95'])}" if r else "–")
-                lines.append(f"| {model} | {attack} | " + " | ".join(cells) + " |")
-        lines.append("")
-    results = summary["results"]
-    if any("type_a" in row for row in results.values()):
-        lines += ["## Table III — accuracy (%) of each class when its own training images carry eye boxes",
-                  "", "| model | " + " | ".join(classes) + " |", "|---|" + "---:|" * len(classes)]
-        for model, row in results.items():
-            if "type_a" in row:
-                clean = row.get("clean", {}).get("per_class", {})
-                values = [f"{_pct(row['type_a']['per_class'].get(c))}"
-                          + (f" ({_pct(clean.get(c))})" if clean else "") for c in classes]
-                lines.append(f"| {model} | " + " | ".join(values) + " |")
-        lines += ["", "In brackets: the same class with clean training data.", ""]
-    lines += ["## Per-class accuracy (%) under each attack (headline setting)", ""]
+        rows = [[model, attack, r["headline"] if attack != "type_a" else "each class", _pct(r["accuracy_mean"]),
+                 _pct(r["ci95"]), _pct(r.get("delta_vs_clean")), _p(r.get("paired_vs_clean", {}).get("p")),
+                 _p(r.get("welch_vs_clean", {}).get("p")), str(r["repeats"]), f"{r['train_seconds_mean']:.2f}",
+                 f"{r['test_seconds_mean']:.2f}"]
+                for model, attacks in models.items() for attack, r in attacks.items()]
+        header = ["model", "attack", "setting", "accuracy", "95% CI ±", "Δ vs clean", "p (paired)", "p (Welch)",
+                  "repeats", "train s/repeat", "test s/repeat"]
+        lines += _table(f"## Overall accuracy (%) — {protocol}", header, "lllrrrrrrrr", rows)
+    return lines
+
+
+def _protocols_section(summary: dict[str, Any]) -> list[str]:
+    """With several protocols: their accuracies side by side."""
+    protocols = list(summary["by_protocol"])
+    if len(protocols) < 2:
+        return []
+    rows = []
+    for model, attacks in summary["by_protocol"][protocols[0]].items():
+        for attack in attacks:
+            found = [summary["by_protocol"][p].get(model, {}).get(attack) for p in protocols]
+            rows.append([model, attack] + [f"{_pct(r['accuracy_mean'])} ± {_pct(r['ci95'])}" if r else "–"
+                                           for r in found])
+    return _table("## Protocols side by side (accuracy %, mean ± 95% CI)", ["model", "attack", *protocols],
+                  "ll" + "r" * len(protocols), rows)
+
+
+def _type_a_section(results: dict[str, Any], classes: list[str]) -> list[str]:
+    """Table III: each class's accuracy when its own training images carry eye boxes."""
+    rows = []
     for model, row in results.items():
-        lines += [f"### {model}", "", "| attack | " + " | ".join(classes) + " | overall |",
-                  "|---|" + "---:|" * (len(classes) + 1)]
-        for attack, r in row.items():
-            lines.append(f"| {attack} | " + " | ".join(_pct(r["per_class"].get(c)) for c in classes)
-                         + f" | {_pct(r['accuracy_mean'])} |")
-        lines.append("")
-    curves = [(model, attack, r) for model, row in results.items() for attack, r in row.items() if "by_variant" in r]
-    if curves:
-        lines += ["## Robust accuracy (%) against the attack's strength", "",
-                  "| model | attack | setting | accuracy | 95% CI ± | mean queries |", "|---|---|---|---:|---:|---:|"]
-        for model, attack, r in curves:
-            for variant, v in r["by_variant"].items():
-                queries = f"{v['mean_queries']:.0f}" if "mean_queries" in v else ""
-                lines.append(f"| {model} | {attack} | {variant} | {_pct(v['accuracy_mean'])} | {_pct(v['ci95'])} "
-                             f"| {queries} |")
-        lines += ["", "Adaptive eps=0: the same test subset, unattacked. Epsilon is on the [0, 1] pixel scale "
-                  "(0.01 = 2 grey levels after rounding).", ""]
-    lines += ["## Time", "", "| step | seconds |", "|---|---:|"]
-    lines += [f"| {k} | {v:.1f} |" for k, v in meta["precompute_seconds"].items()]
-    for protocol, models in summary["by_protocol"].items():
-        for model, attacks in models.items():
-            total = sum(r["seconds"] for r in attacks.values())
-            lines.append(f"| {protocol} {model}: train + test, all cells of this run's results | {total:.1f} |")
-    lines += [f"| whole run (wall) | {meta['wall_seconds']:.1f} |", ""]
+        if "type_a" in row:
+            clean = row.get("clean", {}).get("per_class", {})
+            rows.append([model] + [_pct(row["type_a"]["per_class"].get(c)) + (f" ({_pct(clean.get(c))})" if clean
+                                                                              else "") for c in classes])
+    if not rows:
+        return []
+    return _table("## Table III — accuracy (%) of each class when its own training images carry eye boxes",
+                  ["model", *classes], "l" + "r" * len(classes), rows,
+                  "In brackets: the same class with clean training data.")
+
+
+def _per_class_section(results: dict[str, Any], classes: list[str]) -> list[str]:
+    """Per model: each class's accuracy under each attack's headline setting."""
+    lines = ["## Per-class accuracy (%) under each attack (headline setting)", ""]
+    for model, row in results.items():
+        rows = [[attack] + [_pct(r["per_class"].get(c)) for c in classes] + [_pct(r["accuracy_mean"])]
+                for attack, r in row.items()]
+        lines += _table(f"### {model}", ["attack", *classes, "overall"], "l" + "r" * (len(classes) + 1), rows)
+    return lines
+
+
+def _strength_section(results: dict[str, Any]) -> list[str]:
+    """Accuracy against each attack's strength (epsilon, sigma)."""
+    rows = [[model, attack, variant, _pct(v["accuracy_mean"]), _pct(v["ci95"]),
+             f"{v['mean_queries']:.0f}" if "mean_queries" in v else ""]
+            for model, row in results.items() for attack, r in row.items() if "by_variant" in r
+            for variant, v in r["by_variant"].items()]
+    if not rows:
+        return []
+    return _table("## Robust accuracy (%) against the attack's strength",
+                  ["model", "attack", "setting", "accuracy", "95% CI ±", "mean queries"], "lllrrr", rows,
+                  "Adaptive eps=0: the same test subset, unattacked. Epsilon is on the [0, 1] pixel scale "
+                  "(0.01 = 2 grey levels after rounding).")
+
+
+def _time_section(summary: dict[str, Any]) -> list[str]:
+    """Where the run's time went, and the checks of the attacks."""
+    meta = summary["meta"]
+    rows = [[k, f"{v:.1f}"] for k, v in meta["precompute_seconds"].items()]
+    rows += [[f"{protocol} {model}: train + test, all cells of this run's results",
+              f"{sum(r['seconds'] for r in attacks.values()):.1f}"]
+             for protocol, models in summary["by_protocol"].items() for model, attacks in models.items()]
+    rows.append(["whole run (wall)", f"{meta['wall_seconds']:.1f}"])
+    lines = _table("## Time", ["step", "seconds"], "lr", rows)
     if meta.get("attack_info"):
         lines += ["Attack checks: " + "; ".join(f"{k}: " + ", ".join(f"{n} {v:.2f}" for n, v in info.items())
                                                  for k, info in meta["attack_info"].items()), ""]
+    return lines
+
+
+def report_markdown(summary: dict[str, Any], command: str, plots: list[str]) -> str:
+    """report.md: the settings, then one section per table, then the plots."""
+    meta, results = summary["meta"], summary["results"]
+    lines = [*_settings_section(meta, command), *_overall_section(summary), *_protocols_section(summary),
+             *_type_a_section(results, meta["classes"]), *_per_class_section(results, meta["classes"]),
+             *_strength_section(results), *_time_section(summary)]
     if plots:
         lines += ["## Plots", ""] + [f"![{p}]({p})" for p in plots] + [""]
     return "\n".join(lines)
