@@ -7,9 +7,9 @@ import sys
 import numpy as np
 
 from emotion_perception.cli import main
-from emotion_perception.cli.bench import moving_face_frames
 from emotion_perception.core.faces import FaceDetector
 from emotion_perception.core.params import defaults
+from emotion_perception.experiments.bench import moving_face_frames
 from emotion_perception.ros.params import LANDMARK_NODE_PARAMS
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 
 import numpy as np
 import torch
@@ -16,7 +15,7 @@ from emotion_perception.cli.common import add_data_args, make_analyzer
 from emotion_perception.core.errors import CommandError
 from emotion_perception.data.datasets import load_datasets
 from emotion_perception.data.face_data import extract_crops
-from emotion_perception.models.cnn import ARCHS, INPUT_SIZES, CnnClassifier, default_cnn_path, resolve_device, save_cnn
+from emotion_perception.models.cnn import ARCHS, INPUT_SIZES, resolve_device, save_cnn
 from emotion_perception.models.cnn_training import TrainSettings, train_cnn
 from emotion_perception.models.crops import DEFAULT_MARGIN
 
@@ -116,32 +115,3 @@ def resolve_device_line(device: str) -> str:
     if warning:
         print(f"note: {warning}", file=sys.stderr)
     return used
-
-
-def bench_cnn(model: str | None = None, device: str = "cpu", repeats: int = 200) -> dict[str, object]:
-    """CNN speed on random crops: median/p90 latency of one face (batch 1) and faces/s at batch 64."""
-    classifier = CnnClassifier.load(model or default_cnn_path(), device)
-    size = classifier.input_size
-    rng = np.random.default_rng(0)
-    one = rng.integers(0, 256, (1, size, size), dtype=np.uint8)
-    batch = rng.integers(0, 256, (64, size, size), dtype=np.uint8)
-    for _ in range(10):
-        classifier.predict_crops(one)
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        classifier.predict_crops(one)
-        times.append(time.perf_counter() - started)
-    classifier.predict_crops(batch)
-    batches = max(repeats // 20, 3)
-    started = time.perf_counter()
-    for _ in range(batches):
-        classifier.predict_crops(batch)
-    seconds = time.perf_counter() - started
-    return {
-        "cnn_ms_p50": round(1000 * float(np.percentile(times, 50)), 3),
-        "cnn_ms_p90": round(1000 * float(np.percentile(times, 90)), 3),
-        "cnn_faces_per_s_batch64": round(64 * batches / seconds, 1),
-        "cnn_arch": classifier.header["arch"], "cnn_input_size": size, "cnn_device": str(classifier.device),
-        "cnn_threads": torch.get_num_threads(),
-    }
