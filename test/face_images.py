@@ -43,3 +43,10 @@ def shared_dataset(name: str) -> Path:
     if not (path / "manifest.csv").is_file():
         pytest.skip(f"research dataset {name} not found at {path} (needs ../shared/data beside the repository)")
     return path
+
+
+def happy_frame(shift: int = 0) -> np.ndarray:
+    """640x480 BGR frame with the smiling astronaut (face ~90 px), `shift` px (up to 64) right of the middle."""
+    frame = np.full((480, 640, 3), 120, np.uint8)
+    frame[:, 64 + shift : 576 + shift] = astronaut_bgr()[:480]
+    return frame

@@ -23,6 +23,7 @@ from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
+from std_msgs.msg import String
 
 from emotion_perception.core.frames import encode_frame
 
@@ -195,3 +196,62 @@ def set_parameters(probe: Probe, node: str, **values: Any) -> list[Any]:
             pv = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=value)
         request.parameters.append(Parameter(name=name, value=pv))
     return probe.call(SetParameters, f"{node}/set_parameters", request).results
+
+
+class ClassifierSession:
+    """A running classifier node (`module`, whose outputs start with `topic`) in its own namespace, plus a probe
+    that publishes frames to it and collects its outputs."""
+
+    def __init__(self, context, tmp_path, namespace: str, params: dict, module: str, node: str,
+                 topic: str = "emotion") -> None:
+        self.node = node
+        self.namespace = namespace
+        self.process = start_node(module, tmp_path, namespace, params)
+        self.probe = Probe(context, namespace)
+        self.images = self.probe.publisher(Image, "image", reliable=True, depth=1)
+        self.emotions = self.probe.collect(String, topic)
+        self.details = self.probe.collect(String, f"{topic}/detail")
+        self.debug = self.probe.collect(Image, f"{topic}/debug_image")
+        self.diagnostics = self.probe.collect(DiagnosticArray, "/diagnostics")
+        self._stamp = 1000
+
+    def next_stamp(self) -> int:
+        self._stamp += 1
+        return self._stamp
+
+    def send(self, msg: Image) -> None:
+        self.images.publish(msg)
+
+    def send_until(self, msg: Image, done, timeout: float = 20.0, period: float = 0.5) -> bool:
+        """Publish `msg` (again every `period` s, as a best-effort camera would) until `done()`."""
+        last = [float("-inf")]
+
+        def republish() -> None:
+            if time.monotonic() - last[0] > period:
+                self.send(msg)
+                last[0] = time.monotonic()
+
+        return self.probe.spin_until(done, timeout, republish)
+
+    def answer(self, image: np.ndarray, timeout: float = 30.0, frame_id: str = "camera") -> dict:
+        """The emotion/detail document of one frame of `image` (stamp unique to this call)."""
+        sec = self.next_stamp()
+        found = self.send_until(image_msg(image, sec, 250, frame_id),
+                                lambda: detail_for(self.details, sec, 250) is not None, timeout)
+        assert found, f"no emotion/detail for frame {sec} within {timeout} s; node log:\n{self.process.log()}"
+        return detail_for(self.details, sec, 250)
+
+    def diag(self) -> dict[str, str] | None:
+        return diagnostic_values(self.diagnostics, f"{self.namespace}/{self.node}")
+
+    def wait_diag(self, done, timeout: float = 20.0) -> dict[str, str]:
+        ok = self.probe.spin_until(lambda: (d := self.diag()) is not None and done(d), timeout)
+        assert ok, f"diagnostics never satisfied the condition; last: {self.diag()}\nlog:\n{self.process.log()}"
+        return self.diag()
+
+    def set_parameters(self, **values) -> list:
+        return set_parameters(self.probe, self.node, **values)
+
+    def close(self) -> None:
+        self.probe.destroy()
+        self.process.stop()

@@ -10,85 +10,24 @@ import cv2
 import numpy as np
 import pytest
 import skimage.data
-from diagnostic_msgs.msg import DiagnosticArray
-from face_images import astronaut_bgr, astronaut_gray
+from face_images import astronaut_gray, happy_frame
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState, GetState
-from ros_helpers import Probe, detail_for, diagnostic_values, image_msg, raw_image, set_parameters, start_node
+from ros_helpers import ClassifierSession, detail_for, image_msg, raw_image, start_node
 from rosgraph_msgs.msg import Clock
-from sensor_msgs.msg import Image
-from std_msgs.msg import String
 
 MODULE = "emotion_perception.ros.nodes.landmark_emotion_node"
 NODE = "landmark_emotion_node"
 
 
-def happy_frame(shift: int = 0) -> np.ndarray:
-    """640x480 BGR frame with the smiling astronaut (face ~90 px), `shift` px (up to 64) right of the middle."""
-    frame = np.full((480, 640, 3), 120, np.uint8)
-    frame[:, 64 + shift : 576 + shift] = astronaut_bgr()[:480]
-    return frame
-
-
-class Session:
-    """A running node in its own namespace plus a probe subscribed to its outputs."""
-
-    def __init__(self, context, tmp_path, namespace: str, params: dict) -> None:
-        self.namespace = namespace
-        self.process = start_node(MODULE, tmp_path, namespace, params)
-        self.probe = Probe(context, namespace)
-        self.images = self.probe.publisher(Image, "image", reliable=True, depth=1)
-        self.emotions = self.probe.collect(String, "emotion")
-        self.details = self.probe.collect(String, "emotion/detail")
-        self.debug = self.probe.collect(Image, "emotion/debug_image")
-        self.diagnostics = self.probe.collect(DiagnosticArray, "/diagnostics")
-        self._stamp = 1000
-
-    def next_stamp(self) -> int:
-        self._stamp += 1
-        return self._stamp
-
-    def send(self, msg: Image) -> None:
-        self.images.publish(msg)
-
-    def send_until(self, msg: Image, done, timeout: float = 20.0, period: float = 0.5) -> bool:
-        """Publish `msg` (again every `period` s, as a best-effort camera would) until `done()`."""
-        last = [float("-inf")]
-
-        def republish() -> None:
-            if time.monotonic() - last[0] > period:
-                self.send(msg)
-                last[0] = time.monotonic()
-
-        return self.probe.spin_until(done, timeout, republish)
-
-    def answer(self, image: np.ndarray, timeout: float = 20.0, frame_id: str = "camera") -> dict:
-        """The emotion/detail document of one frame of `image` (stamp unique to this call)."""
-        sec = self.next_stamp()
-        found = self.send_until(image_msg(image, sec, 250, frame_id),
-                                lambda: detail_for(self.details, sec, 250) is not None, timeout)
-        assert found, f"no emotion/detail for frame {sec} within {timeout} s; node log:\n{self.process.log()}"
-        return detail_for(self.details, sec, 250)
-
-    def diag(self) -> dict[str, str] | None:
-        return diagnostic_values(self.diagnostics, f"{self.namespace}/{NODE}")
-
-    def wait_diag(self, done, timeout: float = 20.0) -> dict[str, str]:
-        ok = self.probe.spin_until(lambda: (d := self.diag()) is not None and done(d), timeout)
-        assert ok, f"diagnostics never satisfied the condition; last: {self.diag()}\nlog:\n{self.process.log()}"
-        return self.diag()
-
-    def set_parameters(self, **values) -> list:
-        return set_parameters(self.probe, NODE, **values)
-
-    def close(self) -> None:
-        self.probe.destroy()
-        self.process.stop()
+def open_session(context, tmp_path, namespace: str, params: dict) -> ClassifierSession:
+    """This node in `namespace` with `params`, and a probe talking to it."""
+    return ClassifierSession(context, tmp_path, namespace, params, MODULE, NODE)
 
 
 @pytest.fixture(scope="module")
 def node(ros_context, tmp_path_factory):
-    session = Session(ros_context, tmp_path_factory.mktemp("landmark_node"), "/lm_main", {
+    session = open_session(ros_context, tmp_path_factory.mktemp("landmark_node"), "/lm_main", {
         "reliability": "reliable", "diagnostics_period": 0.2, "max_image_pixels": 9_000_000,
     })
     session.probe.wait_for_subscribers(session.images)
@@ -232,7 +171,7 @@ def test_bad_start_parameters_are_rejected_with_a_reason(tmp_path):
 
 
 def test_lifecycle_without_autostart_and_sim_time(ros_context, tmp_path):
-    session = Session(ros_context, tmp_path, "/lm_life", {"autostart": False, "use_sim_time": True})
+    session = open_session(ros_context, tmp_path, "/lm_life", {"autostart": False, "use_sim_time": True})
     try:
         probe = session.probe
         clock = probe.publisher(Clock, "/clock", reliable=True, depth=1)

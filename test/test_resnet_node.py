@@ -7,60 +7,21 @@ import time
 
 import numpy as np
 import pytest
-from diagnostic_msgs.msg import DiagnosticArray
-from face_images import astronaut_bgr, two_faces
-from ros_helpers import Probe, detail_for, diagnostic_values, image_msg, raw_image, set_parameters, start_node
-from sensor_msgs.msg import Image
-from std_msgs.msg import String
+from face_images import happy_frame, two_faces
+from ros_helpers import ClassifierSession, detail_for, image_msg, raw_image, set_parameters, start_node
 
 MODULE = "emotion_perception.ros.nodes.resnet_emotion_node"
 NODE = "resnet_emotion_node"
 
 
-def happy_frame() -> np.ndarray:
-    frame = np.full((480, 640, 3), 120, np.uint8)
-    frame[:, 64:576] = astronaut_bgr()[:480]
-    return frame
-
-
-class Session:
-    def __init__(self, context, tmp_path, namespace: str, params: dict) -> None:
-        self.namespace = namespace
-        self.process = start_node(MODULE, tmp_path, namespace, params)
-        self.probe = Probe(context, namespace)
-        self.images = self.probe.publisher(Image, "image", reliable=True, depth=1)
-        self.emotions = self.probe.collect(String, "emotion_resnet")
-        self.details = self.probe.collect(String, "emotion_resnet/detail")
-        self.diagnostics = self.probe.collect(DiagnosticArray, "/diagnostics")
-        self.debug = self.probe.collect(Image, "emotion_resnet/debug_image")
-        self.stamp = 2000
-
-    def answer(self, image: np.ndarray, frame_id: str = "camera", timeout: float = 30.0) -> dict:
-        self.stamp += 1
-        sec = self.stamp
-        msg = image_msg(image, sec, 7, frame_id)
-        last = [0.0]
-
-        def republish() -> None:
-            if time.monotonic() - last[0] > 0.5:
-                self.images.publish(msg)
-                last[0] = time.monotonic()
-
-        found = self.probe.spin_until(lambda: detail_for(self.details, sec, 7) is not None, timeout, republish)
-        assert found, f"no detail for frame {sec}; node log:\n{self.process.log()}"
-        return detail_for(self.details, sec, 7)
-
-    def diag(self) -> dict[str, str] | None:
-        return diagnostic_values(self.diagnostics, f"{self.namespace}/{NODE}")
-
-    def close(self) -> None:
-        self.probe.destroy()
-        self.process.stop()
+def open_session(context, tmp_path, namespace: str, params: dict) -> ClassifierSession:
+    """This node in `namespace` with `params`, and a probe talking to it."""
+    return ClassifierSession(context, tmp_path, namespace, params, MODULE, NODE, "emotion_resnet")
 
 
 @pytest.fixture(scope="module")
 def node(ros_context, tmp_path_factory):
-    session = Session(ros_context, tmp_path_factory.mktemp("resnet_node"), "/rn_main", {
+    session = open_session(ros_context, tmp_path_factory.mktemp("resnet_node"), "/rn_main", {
         "reliability": "reliable", "diagnostics_period": 0.2, "device": "cuda", "cpu_threads": 1,
     })
     session.probe.wait_for_subscribers(session.images, timeout=60)
@@ -125,14 +86,13 @@ def test_run_time_parameters_take_effect_and_bad_values_are_refused(node):
 def test_frames_faster_than_processing_are_dropped_and_the_newest_is_answered(node):
     assert all(r.successful for r in set_parameters(node.probe, NODE, detect_every=1, detect_tiles=1, upsample=1))
     frame = happy_frame()
-    first = node.stamp
-    for _ in range(40):  # far faster than detection with up-sampling on every frame
-        node.stamp += 1
-        node.images.publish(image_msg(frame, node.stamp, 7))
+    stamps = [node.next_stamp() for _ in range(40)]
+    for sec in stamps:  # far faster than detection with up-sampling on every frame
+        node.send(image_msg(frame, sec, 7))
         time.sleep(0.005)
-    last = node.stamp
+    last = stamps[-1]
     assert node.probe.spin_until(lambda: detail_for(node.details, last, 7) is not None, 30), node.process.log()
-    answered = sum(detail_for(node.details, s, 7) is not None for s in range(first + 1, last + 1))
+    answered = sum(detail_for(node.details, s, 7) is not None for s in stamps)
     assert answered < 40
     assert node.probe.spin_until(lambda: (d := node.diag()) is not None and int(d["dropped_frames"]) > 0, 10)
     assert all(r.successful for r in set_parameters(node.probe, NODE, detect_every=15, detect_tiles=2, upsample=0))
