@@ -133,3 +133,21 @@ def test_evaluate_on_shared_yale_writes_json_and_plot(tmp_path):
     assert sum(map(sum, metrics["confusion"])) == 60
     n = len(metrics["labels"])  # the confusion matrix picture: the figure's size, not blank
     check_png(plot, size=figure_pixels(1.0 + 0.8 * n, 0.8 + 0.7 * n, 120))
+
+
+def test_evaluate_leave_dataset_out_gives_each_held_out_dataset_and_their_mean(tmp_path):
+    jaffe, yale = shared_dataset("jaffe"), shared_dataset("yale_faces_expr")
+    out = tmp_path / "lodo.json"
+    result = cli("evaluate", "--data", str(jaffe), "--data", str(yale), "--protocol", "leave-dataset-out",
+                 "--n-estimators", "10", "--json", str(out), "--cache", str(tmp_path / "lm.sqlite"), "--quiet")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(out.read_text())
+    assert set(report["per_dataset"]) == {"jaffe", "yale_faces_expr"}
+    held = report["per_dataset"]
+    assert held["jaffe"]["n"] == 213 and held["yale_faces_expr"]["n"] == 60
+    assert held["yale_faces_expr"]["n_train"] == 213 and held["jaffe"]["n_train"] == 60
+    # Yale has 4 of JAFFE's 7 classes: the JAFFE-held-out model never saw anger, disgust or fear
+    assert held["jaffe"]["unknown_classes"] == ["anger", "disgust", "fear"]
+    mean = (held["jaffe"]["accuracy"] + held["yale_faces_expr"]["accuracy"]) / 2
+    assert report["accuracy_mean"] == pytest.approx(mean)
+    assert "held out jaffe" in result.stdout

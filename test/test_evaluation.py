@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from png_checks import check_png, figure_pixels
 
+from emotion_perception.core.errors import ProtocolError
 from emotion_perception.data.datasets import FaceDataset
 from emotion_perception.experiments.evaluation import mean_ci95, metrics, plot_confusion, split_indices
 
@@ -79,3 +80,33 @@ def test_confusion_plot_is_written(tmp_path: Path, labels: list[str]):
     plot_confusion(np.eye(n, dtype=int) * 3 + 1, labels, out, "toy")
     # a picture of the figure's size (inches x 120 dpi, growing with the classes), not blank: the blue heat map
     check_png(out, size=figure_pixels(1.0 + 0.8 * n, 0.8 + 0.7 * n, 120))
+
+
+def folder(name: str, n: int, subjects: list[str] | None, splits: list[str] | None = None) -> FaceDataset:
+    labels = np.array(["happy", "sadness"] * (n // 2), dtype=object)
+    return FaceDataset(Path(name), name, [Path(f"{name}/{i}.png") for i in range(n)], labels,
+                       None if subjects is None else np.array(subjects, dtype=object),
+                       None if splits is None else np.array(splits, dtype=object), np.array([name] * n, dtype=object))
+
+
+def test_leave_dataset_out_joins_folders_that_share_people_and_holds_out_test_splits():
+    from emotion_perception.data.datasets import concat
+    from emotion_perception.experiments.evaluation import dataset_groups, leave_dataset_out
+
+    ck = folder("ck", 4, ["S1", "S1", "S2", "S2"])
+    ck_neutral = folder("ck_neutral", 2, ["S2", "S3"])  # shares S2 with ck: the same people
+    jaffe = folder("jaffe", 4, ["KA", "KA", "KM", "KM"])
+    fer = folder("fer", 6, None, ["train", "train", "train", "train", "test", "test"])
+    data = concat([ck, ck_neutral, jaffe, fer])
+    assert [name for name, _ in dataset_groups(data)] == ["ck+ck_neutral", "jaffe", "fer"]
+    folds = {name: (train, test) for name, train, test in leave_dataset_out(data)}
+    sources = data.sources
+    train, test = folds["ck+ck_neutral"]
+    assert set(sources[test]) == {"ck", "ck_neutral"} and len(test) == 6
+    assert set(sources[train]) == {"jaffe", "fer"} and not (data.splits[train] == "test").any()
+    train, test = folds["fer"]
+    assert list(data.splits[test]) == ["test", "test"] and set(sources[train]) == {"ck", "ck_neutral", "jaffe"}
+    for train, test in folds.values():
+        assert not set(train) & set(test)
+    with pytest.raises(ProtocolError, match="at least two datasets"):
+        leave_dataset_out(concat([ck, ck_neutral]))

@@ -134,10 +134,15 @@ def warn_image_level_groups(protocol: str, dataset: FaceDataset) -> None:
 
 
 def print_summary(result: dict) -> None:
-    line = f"{result['protocol']}: accuracy {result['accuracy']:.4f}"
+    line = f"{result['protocol']}: accuracy {result['accuracy']:.4f}" + (" (pooled)" if "per_dataset" in result else "")
     if result.get("repeats", 1) > 1:
         line += f" (mean {result['accuracy_mean']:.4f} ± {result['accuracy_ci95']:.4f} over {result['repeats']})"
     line += f", macro F1 {result['macro_f1']:.4f}, 3-class {result['accuracy_3class']:.4f}, n={result['n']}"
     print(line)
     recall = ", ".join(f"{k} {v:.2f}" for k, v in result["per_class_recall"].items() if v is not None)
     print(f"per-class recall: {recall}")
+    for name, held_out in result.get("per_dataset", {}).items():
+        print(f"held out {name}: accuracy {held_out['accuracy']:.4f}, macro F1 {held_out['macro_f1']:.4f}, "
+              f"n={held_out['n']}")
+    if "per_dataset" in result:
+        print(f"mean over held-out datasets: {result['accuracy_mean']:.4f} (lowest {result['accuracy_min']:.4f})")

@@ -90,8 +90,8 @@ def load_folder(root: str | Path, labels: list[str] | None = None) -> FaceDatase
 
 
 def concat(datasets: list[FaceDataset]) -> FaceDataset:
-    """One dataset from several. Subjects are kept where a part has them (None for the rows of the parts that have
-    none), splits only where every part has them."""
+    """One dataset from several. Subjects and splits are kept where a part has them (None for the rows of the parts
+    that have none)."""
     if len(datasets) == 1:
         return datasets[0]
     subjects = splits = None
@@ -99,8 +99,10 @@ def concat(datasets: list[FaceDataset]) -> FaceDataset:
         subjects = np.concatenate(
             [d.subjects if d.subjects is not None else np.full(len(d), None, dtype=object) for d in datasets]
         )
-    if all(d.splits is not None for d in datasets):
-        splits = np.concatenate([d.splits for d in datasets])
+    if any(d.splits is not None for d in datasets):
+        splits = np.concatenate(
+            [d.splits if d.splits is not None else np.full(len(d), None, dtype=object) for d in datasets]
+        )
     return FaceDataset(
         root=datasets[0].root,
         name="+".join(d.name for d in datasets),

@@ -11,9 +11,16 @@ from typing import Any, Protocol
 import numpy as np
 from tqdm import tqdm
 
+from emotion_perception.core.errors import ProtocolError
 from emotion_perception.data.datasets import FaceDataset
 from emotion_perception.data.face_data import CropData, LandmarkData
-from emotion_perception.experiments.evaluation import mean_ci95, metrics, predicted_labels, split_indices
+from emotion_perception.experiments.evaluation import (
+    leave_dataset_out,
+    mean_ci95,
+    metrics,
+    predicted_labels,
+    split_indices,
+)
 from emotion_perception.models.cnn import CnnClassifier
 from emotion_perception.models.cnn_training import TrainSettings, train_cnn
 from emotion_perception.models.landmark_model import EmotionModel, ForestSettings
@@ -96,8 +103,12 @@ def cross_validate(
     """Train a fresh model per fold (on the faces found in its training part) and score the pooled predictions.
 
     With repeats > 1 the folds are reshuffled with seeds seed..seed+repeats-1; the metrics are those of the first
-    repeat, with the accuracy's mean and 95% CI over repeats added.
+    repeat, with the accuracy's mean and 95% CI over repeats added. Leave-dataset-out: see `cross_validate_by_dataset`.
     """
+    if protocol == "leave-dataset-out":
+        if repeats != 1:
+            raise ProtocolError("leave-dataset-out has fixed folds (one per dataset): use --repeats 1")
+        return cross_validate_by_dataset(recipe, dataset, seed, progress)
     labels = dataset.labels.astype(str)
     classes = sorted(set(labels))
     groups = dataset.groups()
@@ -121,5 +132,38 @@ def cross_validate(
     return {
         **first, "protocol": protocol, "folds": folds, "repeats": repeats, "seed": seed,
         "accuracy_mean": mean, "accuracy_ci95": half, "accuracy_repeats": accuracies, **recipe.describe(),
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+
+
+def cross_validate_by_dataset(recipe: Recipe, dataset: FaceDataset, seed: int = 0,
+                              progress: bool = False) -> dict[str, object]:
+    """Each dataset of the mix held out in turn, a fresh model trained on the others: `per_dataset` metrics (the
+    classes a model never saw count as wrong), `accuracy_mean` = their unweighted mean, and the pooled metrics."""
+    labels = dataset.labels.astype(str)
+    classes = sorted(set(labels))
+    groups = dataset.groups()
+    started = time.perf_counter()
+    predictions = np.full(len(labels), None, dtype=object)
+    tested = np.zeros(len(labels), bool)
+    per_dataset: dict[str, dict[str, object]] = {}
+    for name, train, test in tqdm(leave_dataset_out(dataset), desc="held-out datasets", disable=not progress):
+        train = train[recipe.found[train]]
+        model = recipe.fit(train, labels, sorted(set(labels[train])), groups, seed)
+        predictions[test] = predict(recipe, model, test)
+        tested[test] = True
+        result = metrics(labels[test], predictions[test], sorted(set(labels[test])))
+        unknown = sorted(set(labels[test]) - set(model.labels))
+        per_dataset[name] = {**result, "n_train": len(train), "unknown_classes": unknown,
+                             "n_unknown_class": int(np.isin(labels[test], unknown).sum())}
+        if progress:
+            print(f"held out {name}: accuracy {result['accuracy']:.4f} (n={result['n']}, trained on {len(train)})",
+                  flush=True)
+    pooled = metrics(labels[tested], predictions[tested], classes)
+    accuracies = [float(r["accuracy"]) for r in per_dataset.values()]
+    return {
+        **pooled, "protocol": "leave-dataset-out", "per_dataset": per_dataset,
+        "accuracy_mean": float(np.mean(accuracies)), "accuracy_min": float(np.min(accuracies)),
+        "accuracy_pooled": pooled["accuracy"], "seed": seed, **recipe.describe(),
         "seconds": round(time.perf_counter() - started, 2),
     }

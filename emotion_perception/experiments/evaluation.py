@@ -15,7 +15,7 @@ from emotion_perception.core.errors import ProtocolError
 from emotion_perception.core.labels import VALENCE, VALENCE_LABELS
 from emotion_perception.data.datasets import FaceDataset
 
-PROTOCOLS = ("subject-kfold", "paper", "split", "cross")
+PROTOCOLS = ("subject-kfold", "paper", "split", "cross", "leave-dataset-out")
 
 
 
@@ -32,6 +32,7 @@ def split_indices(
     paper: stratified k-fold over images, as Shehu et al. (people on both sides; for comparison only).
     split: the manifest's train/test column, one fold.
     cross: train where `test_mask` is false, test where it is true (datasets A vs B), one fold.
+    leave-dataset-out: one fold per dataset of the mix, held out in turn (see `leave_dataset_out`).
     """
     n = len(dataset)
     y = dataset.labels.astype(str)
@@ -47,8 +48,10 @@ def split_indices(
         if smallest < folds:
             raise ProtocolError(f"paper protocol with {folds} folds needs {folds} images per class, not {smallest}")
         yield from StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(np.zeros(n), y)
+    elif protocol == "leave-dataset-out":
+        yield from ((train, test) for _, train, test in leave_dataset_out(dataset))
     elif protocol == "split":
-        if dataset.splits is None:
+        if dataset.splits is None or any(s is None for s in dataset.splits):
             raise ProtocolError(f"{dataset.name} has no split column in its manifest; use subject-kfold or paper")
         train, test = np.flatnonzero(dataset.splits == "train"), np.flatnonzero(dataset.splits == "test")
         if not len(train) or not len(test):
@@ -62,6 +65,42 @@ def split_indices(
         raise ProtocolError(f"unknown protocol {protocol!r}; choose from {', '.join(PROTOCOLS)}")
 
 
+def dataset_groups(dataset: FaceDataset) -> list[tuple[str, np.ndarray]]:
+    """The datasets of a mix of folders, as (name, row mask): each folder, except that folders sharing a subject id
+    (the two CK+ folders) are one dataset, named by their folders joined with "+"."""
+    sources = dataset.sources.astype(str)
+    folders = list(dict.fromkeys(sources))
+    parent = {folder: folder for folder in folders}
+
+    def root(folder: str) -> str:
+        while parent[folder] != folder:
+            folder = parent[folder]
+        return folder
+
+    owner: dict[str, str] = {}
+    for source, subject in zip(sources, dataset.subjects if dataset.subjects is not None else [None] * len(sources)):
+        if subject is not None:
+            first = owner.setdefault(str(subject), source)
+            parent[root(source)] = root(first)
+    members: dict[str, list[str]] = {}
+    for folder in folders:
+        members.setdefault(root(folder), []).append(folder)
+    return [("+".join(group), np.isin(sources, group)) for group in members.values()]
+
+
+def leave_dataset_out(dataset: FaceDataset) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """(held-out dataset, train rows, test rows) for each dataset of the mix in turn: the others train, it tests.
+    A folder with a train/test split column (FER2013) is held out with its test rows and trains with its train
+    rows."""
+    groups = dataset_groups(dataset)
+    if len(groups) < 2:
+        raise ProtocolError("leave-dataset-out needs at least two datasets (repeat --data; folders that share "
+                            f"subjects count as one), got {groups[0][0] if groups else 'none'}")
+    splits = dataset.splits if dataset.splits is not None else np.full(len(dataset), None, dtype=object)
+    return [(name, np.flatnonzero(~mask & (splits != "test")), np.flatnonzero(mask & (splits != "train")))
+            for name, mask in groups]
+
+
 def saved_model_index(protocol: str, dataset: FaceDataset, test_mask: np.ndarray | None = None) -> np.ndarray:
     """Rows a saved model is scored on: the test side of `cross` (`test_mask`) or `split` (the manifest's test
     rows); every row under the k-fold protocols, which a model trained elsewhere does not need."""
@@ -72,6 +111,9 @@ def saved_model_index(protocol: str, dataset: FaceDataset, test_mask: np.ndarray
         return test
     if protocol == "cross":
         raise ProtocolError("cross protocol needs test data (--test-data)")
+    if protocol == "leave-dataset-out":
+        raise ProtocolError("leave-dataset-out trains a model per held-out dataset; score a saved model on "
+                            "each dataset with --protocol subject-kfold (every row) or split (its test rows)")
     return np.arange(len(dataset))
 
 
