@@ -1,5 +1,6 @@
 """The emotion CNNs: architectures, safe weight files, crops and augmentation, training, CLI functions."""
 
+import itertools
 import json
 import math
 import subprocess
@@ -15,6 +16,8 @@ from face_images import astronaut_gray, face_crop
 from emotion_perception.core.errors import CnnFileError, EmotionPerceptionError
 from emotion_perception.core.faces import FaceBox, FaceDetector
 from emotion_perception.core.pipeline import EmotionPipeline, FaceAnalyzer, classify_faces
+from emotion_perception.models import cnn_training
+from emotion_perception.models.augment import geometric
 from emotion_perception.models.cnn import (
     ARCHS,
     CnnClassifier,
@@ -28,8 +31,8 @@ from emotion_perception.models.cnn import (
     resolve_device,
     save_cnn,
 )
-from emotion_perception.models.cnn_training import EarlyStopping, TrainSettings, resnet_lr_factor, train_cnn
-from emotion_perception.models.crops import augment, crop_face, crop_faces, landmarks_from_crop, landmarks_in_crop
+from emotion_perception.models.cnn_training import EarlyStopping, TrainSettings, balancing_weights, lr_factor, train_cnn
+from emotion_perception.models.crops import crop_face, landmarks_from_crop, landmarks_in_crop
 
 torch.set_num_threads(1)
 
@@ -136,10 +139,24 @@ def test_multitask_loss_matches_a_hand_computation():
     assert multitask_loss(logits, labels, pred, target).item() == pytest.approx(expected, rel=1e-5)
 
 
-def test_lr_steps_scale_to_the_epoch_budget():
-    factors = [resnet_lr_factor(e, 200) for e in (0, 79, 80, 119, 120, 160, 180, 199)]
+def test_lr_schedules_scale_to_the_epoch_budget():
+    factors = [lr_factor(e, 200, "steps") for e in (0, 79, 80, 119, 120, 160, 180, 199)]
     assert factors == [1.0, 1.0, 0.1, 0.1, 0.01, 0.001, 0.0005, 0.0005]
-    assert resnet_lr_factor(4, 10) == 0.1 and resnet_lr_factor(3, 10) == 1.0
+    assert lr_factor(4, 10, "steps") == 0.1 and lr_factor(3, 10, "steps") == 1.0
+    cosine = [lr_factor(e, 30, "cosine") for e in range(30)]
+    assert cosine[0] == 0.1 and cosine[1] == 1.0 and 0 < cosine[-1] < 0.01  # warm-up, then down to near zero
+    assert all(a > b for a, b in itertools.pairwise(cosine[1:]))
+
+
+def test_balancing_gives_datasets_and_classes_their_shares():
+    labels = np.array(["happy"] * 90 + ["fear"] * 10 + ["happy"] * 5 + ["fear"] * 5)
+    strata = np.array(["fer"] * 100 + ["ck"] * 10)
+    equal = balancing_weights(labels, strata, "equal")
+    assert equal[strata == "ck"].sum() == pytest.approx(0.5) and equal[:90].sum() == pytest.approx(0.25)
+    root = balancing_weights(labels, strata, "sqrt")
+    assert root[strata == "fer"].sum() / root[strata == "ck"].sum() == pytest.approx(np.sqrt(100 / 10))
+    assert root[:90].sum() / root[90:100].sum() == pytest.approx(np.sqrt(90 / 10))
+    assert balancing_weights(labels, strata, "none") == pytest.approx(np.full(110, 1 / 110))
 
 
 def test_crop_of_a_whole_image_box_is_the_image_and_landmarks_map_both_ways():
@@ -165,7 +182,7 @@ def test_augmented_landmarks_follow_the_pixels():
     image[:, :, 19:22, 11:14] = 1.0  # a bright 3x3 spot centred on pixel (12, 20)
     spot = torch.tensor([12.5 / 48, 20.5 / 48])
     points = spot.expand(16, 68, 2).clone()
-    out, moved = augment(image, torch.Generator().manual_seed(3), points)
+    out, moved = geometric(image, torch.Generator().manual_seed(3), points)
     for picture, point in zip(out, moved):
         y, x = np.unravel_index(int(picture[0].argmax()), (48, 48))
         assert abs(x + 0.5 - float(point[0, 0]) * 48) <= 1.5
@@ -235,8 +252,14 @@ def test_cuda_request_without_a_gpu_falls_back_with_a_message():
 
 
 def test_crops_to_tensor_normalises_with_the_header_values():
-    x = crops_to_tensor(np.full((2, 48, 48), 255, np.uint8), mean=0.5, std=0.25)
+    x = crops_to_tensor(np.full((2, 48, 48), 255, np.uint8), {"mean": 0.5, "std": 0.25})
     assert x.shape == (2, 1, 48, 48) and torch.allclose(x, torch.full_like(x, 2.0))
+    ramp = np.tile(np.arange(48, dtype=np.uint8) * 5, (48, 1))
+    per_crop = crops_to_tensor(np.stack([ramp, ramp // 2 + 100]), {"mean": 0.0, "std": 1.0,
+                                                                   "per_crop_standardisation": True})
+    assert torch.allclose(per_crop.mean(dim=(2, 3)), torch.zeros(2, 1), atol=1e-5)
+    # a darker, lower-contrast copy of the same crop gives (almost) the same input: the camera's gain is gone
+    assert torch.allclose(per_crop[0], per_crop[1], atol=0.15)
 
 
 def test_shipped_cnn_finds_and_scores_the_astronauts_smile():
@@ -259,15 +282,13 @@ def test_pipeline_scores_every_face_of_a_frame_in_one_batch():
     frame = two_faces()
     faces = pipeline.run(frame)
     assert len(faces) == 2
-    boxes = [face.box for face in faces]
-    batch = classifier.predict_crops(crop_faces(frame, boxes, classifier.input_size, classifier.margin))
+    batch = classifier.predict_crops(classifier.crop.crops(frame, faces))
     for face, row in zip(faces, batch):
         assert face.confidence == pytest.approx(float(row.max()), abs=1e-5)
     assert pipeline.run(np.full((240, 320), 90, np.uint8)) == []
     analyzed = FaceAnalyzer().analyze(frame)
     kept = classify_faces(classifier, frame, analyzed)
-    direct = classifier.predict_crops(crop_faces(frame, [f.box for f in analyzed], classifier.input_size,
-                                                classifier.margin))
+    direct = classifier.predict_crops(classifier.crop.crops(frame, analyzed))
     assert [p.label for p in kept] == [classifier.labels[int(row.argmax())] for row in direct]
     assert all(np.array_equal(p.landmarks, f.landmarks) for p, f in zip(kept, analyzed))
 
@@ -341,3 +362,28 @@ def test_cnn_command_line_errors_are_one_line(tmp_path: Path):
         result = cli(*args)
         lines = result.stderr.strip().splitlines()
         assert result.returncode == 2 and len(lines) == 1, result.stderr
+
+
+def test_a_stopped_training_resumes_from_its_checkpoint_and_ends_where_an_unbroken_one_ends(tmp_path, monkeypatch):
+    crops, labels = stripes(64, 3)
+    settings = TrainSettings(arch="small_resnet", epochs=3, batch_size=32, val_fraction=0.25, device="cpu",
+                             progress=False)
+    unbroken = train_cnn(crops, labels, settings)
+    epochs_run = []
+    real_epoch = cnn_training.train_epoch
+
+    def stops_in_epoch_two(*args, **kwargs):
+        epochs_run.append(1)
+        if len(epochs_run) == 2:
+            raise KeyboardInterrupt  # the training is stopped while its second epoch runs
+        return real_epoch(*args, **kwargs)
+
+    monkeypatch.setattr(cnn_training, "train_epoch", stops_in_epoch_two)
+    with pytest.raises(KeyboardInterrupt):
+        train_cnn(crops, labels, settings, checkpoints=tmp_path)
+    monkeypatch.setattr(cnn_training, "train_epoch", real_epoch)
+    resumed = train_cnn(crops, labels, settings, checkpoints=tmp_path)
+    assert [row["epoch"] for row in resumed.history] == [1, 2, 3]
+    assert resumed.history == unbroken.history
+    for name, value in unbroken.classifier.model.state_dict().items():
+        assert torch.equal(value, resumed.classifier.model.state_dict()[name]), name

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -15,23 +16,24 @@ from torch import nn
 from emotion_perception.attacks.pixels import check_u8
 from emotion_perception.attacks.scaling import resize_matrix
 from emotion_perception.core.faces import FaceBox
+from emotion_perception.models.cnn import normalise
 from emotion_perception.models.crops import DEFAULT_MARGIN, crop_square
 
 
 class PixelModel(nn.Module):
-    """A classifier that takes normalised input, wrapped to take [0, 1] pixels: logits = model((x - mean) / std)."""
+    """A CNN wrapped to take [0, 1] pixels: logits = model(normalise(x)) with the normalisation its header names."""
 
-    def __init__(self, model: nn.Module, mean: float, std: float) -> None:
+    def __init__(self, model: nn.Module, header: dict[str, Any]) -> None:
         super().__init__()
-        self.model, self.mean, self.std = model, float(mean), float(std)
+        self.model, self.header = model, header
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model((x - self.mean) / self.std)
+        return self.model(normalise(x, self.header))
 
 
 def pixel_model(model: nn.Module, header: dict) -> PixelModel:
     """The CNN of `load_cnn` (model, header) as a [0, 1]-pixel classifier in eval mode."""
-    return PixelModel(model.eval(), header["mean"], header["std"]).eval()
+    return PixelModel(model.eval(), header).eval()
 
 
 Forward = Callable[[torch.Tensor], torch.Tensor]

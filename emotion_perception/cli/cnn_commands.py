@@ -11,43 +11,59 @@ import sys
 import numpy as np
 import torch
 
-from emotion_perception.cli.common import add_data_args, make_analyzer
+from emotion_perception.cli.common import add_analyzer_args, add_data_args, make_analyzer, make_cache
 from emotion_perception.core.errors import CommandError
 from emotion_perception.data.datasets import load_datasets
 from emotion_perception.data.face_data import extract_crops
 from emotion_perception.models.cnn import ARCHS, INPUT_SIZES, resolve_device, save_cnn
-from emotion_perception.models.cnn_training import TrainSettings, train_cnn
-from emotion_perception.models.crops import DEFAULT_MARGIN
+from emotion_perception.models.cnn_training import BALANCES, SCHEDULES, TrainSettings, train_cnn
+
+DEFAULTS = TrainSettings()  # the shipped recipe: the options' defaults
 
 
 def add_cnn_args(parser: argparse.ArgumentParser) -> None:
-    """CNN training options shared by `train cnn` and `evaluate --model-kind cnn` (no --seed, no --quiet)."""
-    parser.add_argument("--arch", default="small_resnet", choices=ARCHS, help="CNN architecture")
-    parser.add_argument("--input-size", type=int, default=48, choices=INPUT_SIZES, help="crop side in pixels")
-    parser.add_argument("--epochs", type=int, default=60, help="epoch budget (LR steps scale to it)")
-    parser.add_argument("--batch-size", type=int, default=64)
+    """CNN training options shared by `train cnn` and `evaluate --model-kind cnn` (no --seed, no --quiet); their
+    defaults are the shipped recipe (`TrainSettings`)."""
+    d = DEFAULTS
+    parser.add_argument("--arch", default=d.arch, choices=ARCHS, help=f"CNN architecture (default {d.arch})")
+    parser.add_argument("--input-size", type=int, default=d.input_size, choices=INPUT_SIZES, help="crop side, px")
+    parser.add_argument("--crop", default=d.crop, choices=("aligned", "box"),
+                        help=f"aligned on the eyes (from the landmarks) or a box around the detector's face box "
+                        f"(default {d.crop})")
+    parser.add_argument("--margin", type=float, default=d.margin, help="box crops: margin around the face box")
+    parser.add_argument("--global-normalisation", action="store_true",
+                        help="normalise with the training set's mean and std instead of each crop's own")
+    parser.add_argument("--epochs", type=int, default=d.epochs, help=f"epoch budget (default {d.epochs})")
+    parser.add_argument("--batch-size", type=int, default=d.batch_size)
     parser.add_argument("--lr", type=float, default=None, help="initial LR (default 0.05 SGD; 1e-3 Nadam for dcnn)")
-    parser.add_argument("--val-fraction", type=float, default=0.1,
+    parser.add_argument("--schedule", default=d.schedule, choices=SCHEDULES,
+                        help="cosine (one warm-up epoch) or the paper's LR steps")
+    parser.add_argument("--label-smoothing", type=float, default=d.label_smoothing)
+    parser.add_argument("--balance", default=d.balance, choices=BALANCES,
+                        help="batch sampling: sqrt (datasets by the square root of their size, classes by the "
+                        "square root of their count), equal, or none")
+    parser.add_argument("--val-fraction", type=float, default=d.val_fraction,
                         help="subjects held out of training to pick the best epoch (0: keep the last)")
-    parser.add_argument("--patience", type=int, default=10, help="dcnn early-stopping patience (epochs)")
-    parser.add_argument("--no-augment", action="store_true", help="no flip/stretch/rotation/random-crop")
-    parser.add_argument("--margin", type=float, default=DEFAULT_MARGIN, help="crop margin around the face box")
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--patience", type=int, default=d.patience, help="dcnn early-stopping patience (epochs)")
+    parser.add_argument("--no-augment", action="store_true", help="no augmentation at all")
+    parser.add_argument("--no-camera-augment", action="store_true", help="no light, noise, blur or JPEG changes")
+    parser.add_argument("--occlusion", type=float, default=d.occlusion,
+                        help=f"probability that a training crop gets an occluder (default {d.occlusion})")
+    parser.add_argument("--device", default=d.device, choices=("auto", "cpu", "cuda"))
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's)")
 
 
 def add_cnn_train_parser(train_subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add `train cnn` to the `train` command's sub-parsers."""
-    parser = train_subparsers.add_parser("cnn", help="emotion CNN on dlib face crops (small_resnet, resnet18, ...)")
+    parser = train_subparsers.add_parser("cnn", help="emotion CNN on dlib face crops (resnet_wide, small_resnet, ...)")
     add_data_args(parser)
-    parser.add_argument("--landmark-model", default=None, help="dlib 68-point .dat file (default: shipped)")
-    parser.add_argument("--upsample", type=int, default=0, help="detector up-sampling steps (0-3)")
-    parser.add_argument("--min-face", type=int, default=40, help="smallest face side in pixels as searched")
+    add_analyzer_args(parser)
     add_cnn_args(parser)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--name", default=None, help="model name stored in the file")
+    parser.add_argument("--checkpoints", default=None, metavar="DIR",
+                        help="save the training's state after every epoch here, and resume from it")
     parser.add_argument("--out", required=True, help="output weight file (.pt)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(func=run_train_cnn)
     return parser
 
@@ -59,9 +75,12 @@ def cnn_settings(args: argparse.Namespace) -> TrainSettings:
             raise CommandError(f"--threads must be >= 1, got {args.threads}")
         torch.set_num_threads(args.threads)
     settings = TrainSettings(
-        arch=args.arch, input_size=args.input_size, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-        patience=args.patience, val_fraction=args.val_fraction, augment=not args.no_augment, margin=args.margin,
-        seed=args.seed, device=args.device, progress=not args.quiet,
+        arch=args.arch, input_size=args.input_size, crop=args.crop, margin=args.margin,
+        per_crop=not args.global_normalisation, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+        schedule=args.schedule, label_smoothing=args.label_smoothing, balance=args.balance,
+        augment=not args.no_augment, camera_augment=not args.no_camera_augment, occlusion=args.occlusion,
+        patience=args.patience, val_fraction=args.val_fraction, seed=args.seed, device=args.device,
+        progress=not args.quiet,
     )
     try:
         settings.check()
@@ -77,7 +96,7 @@ def run_train_cnn(args: argparse.Namespace) -> int:
         raise CommandError(f"--out must end in .pt, got {args.out}")
     settings = cnn_settings(args)
     dataset = load_datasets(args.data)
-    data = extract_crops(dataset, make_analyzer(args), settings.input_size, settings.margin, settings.progress)
+    data = extract_crops(dataset, make_analyzer(args), settings.crop_spec, make_cache(args), settings.progress)
     if not data.found.any():
         raise CommandError("no face found in any training image")
     found = data.found
@@ -89,10 +108,8 @@ def run_train_cnn(args: argparse.Namespace) -> int:
         "data": args.data, "train_counts": dict(zip(classes.tolist(), counts.tolist())),
         "faces_not_found": int((~found).sum()),
     }
-    result = train_cnn(
-        data.crops[found], labels[found], settings, None, dataset.groups()[found],
-        data.landmarks[found] if settings.arch == "multitask" else None, header,
-    )
+    result = train_cnn(data.crops[found], labels[found], settings, None, dataset.groups()[found],
+                       data.landmarks[found], header, dataset.sources[found], args.checkpoints)
     save_cnn(args.out, result.classifier.model, result.classifier.header)
     last = result.history[result.best_epoch - 1]
     val = f", validation accuracy {last['val_accuracy']:.4f}" if "val_accuracy" in last else ""

@@ -102,8 +102,10 @@ def make_recipe(args: argparse.Namespace, kind: str, dataset: FaceDataset, model
     if model is None:
         settings = replace(cnn_settings(args), seed=args.seed)
     else:
-        settings = replace(TrainSettings(), input_size=model.input_size, margin=model.margin)
-    return CnnRecipe(settings, extract_crops(dataset, analyzer, settings.input_size, settings.margin, not args.quiet))
+        spec = model.crop
+        settings = replace(TrainSettings(), crop=spec.kind, input_size=spec.size, margin=spec.margin)
+    crops = extract_crops(dataset, analyzer, settings.crop_spec, make_cache(args), not args.quiet)
+    return CnnRecipe(settings, crops, dataset)
 
 
 def evaluate_saved(args: argparse.Namespace, kind: str, dataset: FaceDataset, test_mask: np.ndarray | None) -> dict:

@@ -98,12 +98,10 @@ def cnn_inputs(args: argparse.Namespace, dataset: FaceDataset) -> tuple:
     from emotion_perception.data.face_data import extract_crops
     from emotion_perception.experiments.explanations import cnn_penultimate
     from emotion_perception.models.cnn import CnnClassifier
-    from emotion_perception.models.crops import DEFAULT_MARGIN
 
     torch.set_num_threads(1)
     classifier = CnnClassifier.load(None if args.model == "cnn" else args.model)
-    margin = float(classifier.header.get("crop", {}).get("margin", DEFAULT_MARGIN))
-    data = extract_crops(dataset, make_analyzer(args), classifier.input_size, margin, not args.quiet)
+    data = extract_crops(dataset, make_analyzer(args), classifier.crop, make_cache(args), not args.quiet)
     crops = data.crops[data.found]
     proba = classifier.predict_crops(crops)
     predicted = np.array(classifier.labels)[proba.argmax(axis=1)]

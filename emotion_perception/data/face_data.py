@@ -10,11 +10,15 @@ from tqdm import tqdm
 
 from emotion_perception import features
 from emotion_perception.core.errors import ImageError
+from emotion_perception.core.faces import FaceBox
 from emotion_perception.core.images import read_gray
 from emotion_perception.core.pipeline import FaceAnalyzer
+from emotion_perception.core.types import Face
 from emotion_perception.data.datasets import FaceDataset
 from emotion_perception.data.landmark_cache import ExtractedLandmarks, LandmarkCache, extract_dataset
-from emotion_perception.models.crops import DEFAULT_MARGIN, crop_face, landmarks_in_crop
+from emotion_perception.models.crops import CropSpec
+
+NO_BOX = FaceBox(0, 0, 0, 0, 0.0, "landmarks")  # aligned crops read only the landmarks
 
 
 @dataclass
@@ -79,10 +83,15 @@ class CropData:
 
 
 def extract_crops(
-    dataset: FaceDataset, analyzer: FaceAnalyzer, size: int, margin: float = DEFAULT_MARGIN, progress: bool = True
+    dataset: FaceDataset, analyzer: FaceAnalyzer, spec: CropSpec, cache: LandmarkCache | None = None,
+    progress: bool = True,
 ) -> CropData:
-    """Detect the largest face of each image with the landmark path's analyzer and crop it (in memory)."""
-    n = len(dataset)
+    """The CNN's crop of the largest face of each image (in memory). Aligned crops are cut from the cached
+    landmarks; box crops need the detector's box, so dlib runs on every image."""
+    if spec.kind == "aligned":
+        extracted = extract_dataset(dataset, analyzer, cache, progress)
+        return aligned_crop_data(dataset, extracted, spec, progress)
+    n, size = len(dataset), spec.size
     crops = np.zeros((n, size, size), np.uint8)
     landmarks = np.full((n, 68, 2), np.nan, np.float32)
     found = np.zeros(n, bool)
@@ -98,7 +107,27 @@ def extract_crops(
         if not faces:
             continue
         face = faces[0]
-        crops[i] = crop_face(gray, face.box, size, margin)
-        landmarks[i] = landmarks_in_crop(face.landmarks, face.box, margin)
+        crops[i], landmarks[i] = spec.crop(gray, face), spec.landmarks(face)
         found[i], whole[i] = True, face.box.source == "whole_image"
     return CropData(crops, landmarks, found, whole, errors)
+
+
+def aligned_crop_data(dataset: FaceDataset, extracted: ExtractedLandmarks, spec: CropSpec,
+                      progress: bool = True) -> CropData:
+    """Aligned crops of the faces whose landmarks are known (a tight crop whose face the detector missed is
+    aligned on the landmarks placed in the whole crop, as the landmark path reads it)."""
+    n, size = len(dataset), spec.size
+    crops = np.zeros((n, size, size), np.uint8)
+    landmarks = np.full((n, 68, 2), np.nan, np.float32)
+    errors: list[str] = []
+    found = extracted.found.copy()
+    for i in tqdm(np.flatnonzero(found), desc=f"aligned crops {dataset.name}", disable=not progress):
+        try:
+            gray = read_gray(dataset.paths[i])
+        except ImageError as error:
+            errors.append(str(error))
+            found[i] = False
+            continue
+        face = Face(NO_BOX, extracted.landmarks[i])
+        crops[i], landmarks[i] = spec.crop(gray, face), spec.landmarks(face)
+    return CropData(crops, landmarks, found, extracted.whole_image & found, errors)

@@ -63,16 +63,15 @@ class ForestRecipe:
 class CnnRecipe:
     """Fresh CNNs on the face crops of a dataset (validation subjects held out of each training part)."""
 
-    def __init__(self, settings: TrainSettings, data: CropData) -> None:
-        self.settings, self.data = settings, data
+    def __init__(self, settings: TrainSettings, data: CropData, dataset: FaceDataset) -> None:
+        self.settings, self.data, self.strata = settings, data, dataset.sources
         self.found = data.found
 
     def fit(self, index: np.ndarray, labels: np.ndarray, classes: list[str], groups: np.ndarray,
             seed: int) -> CnnClassifier:
         settings = replace(self.settings, seed=seed, progress=False)
-        landmarks = self.data.landmarks[index] if settings.arch == "multitask" else None
         return train_cnn(self.data.crops[index], labels[index], settings, classes, groups[index],
-                         landmarks).classifier
+                         self.data.landmarks[index], strata=self.strata[index]).classifier
 
     def proba(self, model: CnnClassifier, index: np.ndarray) -> np.ndarray:
         return model.predict_crops(self.data.crops[index])

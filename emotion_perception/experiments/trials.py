@@ -407,8 +407,8 @@ class TrialData:
                 model, header = load_cnn(path)
             else:
                 train = train[crops.found[train]]
-                settings = TrainSettings(arch=s.cnn_arch, input_size=s.cnn_input_size, epochs=s.surrogate_epochs,
-                                         seed=s.seed + k, progress=False, device="cpu")
+                settings = TrainSettings(arch=s.cnn_arch, input_size=s.cnn_input_size, crop="box",
+                                         epochs=s.surrogate_epochs, seed=s.seed + k, progress=False, device="cpu")
                 result = train_cnn(crops.crops[train], self.labels[train], settings, self.classes,
                                    self.dataset.groups()[train])
                 model, header = result.classifier.model, result.classifier.header
@@ -663,8 +663,8 @@ class Trials:
         view = data.crops("clean", s.cnn_input_size, DEFAULT_MARGIN) if poison is None else data.poisoned_crops(poison)
         crops, found = view.crops, view.found
         index = train[found[train]]
-        settings = TrainSettings(arch=s.cnn_arch, input_size=s.cnn_input_size, epochs=s.cnn_epochs, seed=seed,
-                                 progress=False, device="cpu")
+        settings = TrainSettings(arch=s.cnn_arch, input_size=s.cnn_input_size, crop="box", epochs=s.cnn_epochs,
+                                 seed=seed, progress=False, device="cpu")
         return train_cnn(crops[index], data.labels[index], settings, data.classes,
                          data.dataset.groups()[index]).classifier
 

@@ -1,4 +1,13 @@
-"""Training of the emotion CNNs on in-memory face crops (CPU or CUDA)."""
+"""Training of the emotion CNNs on in-memory face crops (CPU or CUDA).
+
+The recipe (chosen by leave-one-dataset-out accuracy, see docs/models.md): aligned crops standardised per crop;
+batches drawn with balancing weights (each dataset's share grows with the square root of its size, each class's
+share within a dataset with the square root of its count); augmentation for what differs between cameras and
+wards (`models.augment`: geometry, light and optics, occluders from the landmarks); cross-entropy with label
+smoothing; SGD with Nesterov momentum and a cosine schedule after one warm-up epoch. The DCNN keeps its paper
+recipe (Nadam, ReduceLROnPlateau, early stopping). With a checkpoint folder, every epoch is saved and a stopped
+training resumes where it was.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +17,7 @@ import math
 import platform
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,6 +27,8 @@ from sklearn.model_selection import StratifiedGroupKFold, StratifiedShuffleSplit
 from torch import nn
 from tqdm import tqdm
 
+from emotion_perception.core.atomic import atomic_path
+from emotion_perception.models.augment import Augmentation, augment_batch
 from emotion_perception.models.cnn import (
     ARCHS,
     INPUT_SIZES,
@@ -26,53 +38,73 @@ from emotion_perception.models.cnn import (
     count_parameters,
     crops_to_tensor,
     multitask_loss,
+    normalise,
     resolve_device,
 )
-from emotion_perception.models.crops import DEFAULT_MARGIN, augment
+from emotion_perception.models.crops import DEFAULT_MARGIN, CropSpec
 
 # The paper's LR steps at epochs 80/120/160/180 of 200 (Keras CIFAR ResNet example), as budget fractions.
 LR_STEPS = ((0.4, 0.1), (0.6, 0.01), (0.8, 0.001), (0.9, 0.0005))
+BALANCES = ("none", "sqrt", "equal")
+SCHEDULES = ("cosine", "steps")
 
 
 @dataclass
 class TrainSettings:
-    """How one CNN is trained.
+    """How one CNN is trained (see the module docstring for the recipe). `val_fraction` of the training subjects
+    are held out to pick the epoch with the best validation accuracy (0: the last epoch is kept)."""
 
-    ResNets (small_resnet, resnet18, multitask): SGD (lr 0.05, momentum 0.9, weight decay 5e-4), LR steps at
-    40/60/80/90% of `epochs`. DCNN: Nadam (lr 1e-3), ReduceLROnPlateau (patience 5) and early stopping
-    (patience `patience`) on the validation loss. All: the epoch with the best validation accuracy is kept;
-    `val_fraction` of the training subjects are held out for it (0: no hold-out, the last epoch is kept).
-    """
-
-    arch: str = "small_resnet"
+    arch: str = "resnet_wide"
     input_size: int = 48
-    epochs: int = 60
-    batch_size: int = 64
+    crop: str = "aligned"
+    margin: float = DEFAULT_MARGIN  # box crops only
+    per_crop: bool = True
+    epochs: int = 30
+    batch_size: int = 128
     lr: float | None = None
     weight_decay: float = 5e-4
+    schedule: str = "cosine"
+    label_smoothing: float = 0.1
+    balance: str = "sqrt"
+    augment: bool = True
+    camera_augment: bool = True
+    occlusion: float = 0.25
     patience: int = 10
     val_fraction: float = 0.1
-    augment: bool = True
-    margin: float = DEFAULT_MARGIN
     seed: int = 0
     device: str = "auto"
     progress: bool = True
 
     def check(self) -> None:
-        if self.arch not in ARCHS:
-            raise ValueError(f"unknown architecture {self.arch!r}; choose from {', '.join(ARCHS)}")
-        if self.input_size not in INPUT_SIZES:
-            raise ValueError(f"input size must be one of {INPUT_SIZES}, got {self.input_size}")
-        if self.epochs < 1 or self.batch_size < 2:
-            raise ValueError(f"need epochs >= 1 and batch size >= 2, got {self.epochs} and {self.batch_size}")
-        if not 0 <= self.val_fraction < 0.5:
-            raise ValueError(f"validation fraction must be in [0, 0.5), got {self.val_fraction}")
-        if self.lr is not None and not self.lr > 0:
-            raise ValueError(f"learning rate must be > 0, got {self.lr}")
+        problems = {
+            f"unknown architecture {self.arch!r}; choose from {', '.join(ARCHS)}": self.arch not in ARCHS,
+            f"input size must be one of {INPUT_SIZES}, got {self.input_size}": self.input_size not in INPUT_SIZES,
+            f"need epochs >= 1 and batch size >= 2, got {self.epochs} and {self.batch_size}":
+                self.epochs < 1 or self.batch_size < 2,
+            f"validation fraction must be in [0, 0.5), got {self.val_fraction}": not 0 <= self.val_fraction < 0.5,
+            f"learning rate must be > 0, got {self.lr}": self.lr is not None and not self.lr > 0,
+            f"balance must be one of {', '.join(BALANCES)}, got {self.balance!r}": self.balance not in BALANCES,
+            f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}": self.schedule not in SCHEDULES,
+            f"label smoothing must be in [0, 1), got {self.label_smoothing}": not 0 <= self.label_smoothing < 1,
+            f"occlusion must be a probability, got {self.occlusion}": not 0 <= self.occlusion <= 1,
+        }
+        CropSpec(self.crop, self.input_size, self.margin)  # raises for an unknown kind
+        bad = [message for message, failed in problems.items() if failed]
+        if bad:
+            raise ValueError(bad[0])
 
     @property
     def is_dcnn(self) -> bool:
         return self.arch == "dcnn"
+
+    @property
+    def crop_spec(self) -> CropSpec:
+        return CropSpec(self.crop, self.input_size, self.margin)
+
+    @property
+    def augmentation(self) -> Augmentation:
+        return Augmentation(geometry=self.augment, camera=self.augment and self.camera_augment,
+                            occlusion=self.occlusion if self.augment else 0.0)
 
 
 @dataclass
@@ -112,6 +144,25 @@ def validation_split(
         return np.sort(order[cut:]), np.sort(order[:cut])
 
 
+def balancing_weights(labels: np.ndarray, strata: np.ndarray | None, balance: str) -> np.ndarray:
+    """Sampling weights (summing to 1): "none" every image alike; "equal" every stratum (dataset) the same share,
+    every class within it the same; "sqrt" a stratum's share grows with the square root of its size and a class's
+    share within it with the square root of its count."""
+    n = len(labels)
+    if balance == "none":
+        return np.full(n, 1.0 / n)
+    strata = np.zeros(n, dtype=object) if strata is None else np.asarray(strata, dtype=object)
+    weights = np.zeros(n)
+    for stratum in np.unique(strata.astype(str)):
+        rows = strata.astype(str) == stratum
+        stratum_share = np.sqrt(rows.sum()) if balance == "sqrt" else 1.0
+        classes, counts = np.unique(labels[rows], return_counts=True)
+        shares = np.sqrt(counts) if balance == "sqrt" else np.ones(len(counts))
+        for label, count, share in zip(classes, counts, shares / shares.sum()):
+            weights[rows & (labels == label)] = stratum_share * share / count
+    return weights / weights.sum()
+
+
 class EarlyStopping:
     """Stop when the monitored loss has not improved for `patience` epochs in a row."""
 
@@ -129,18 +180,23 @@ class EarlyStopping:
         return self.bad_epochs >= self.patience
 
 
-def resnet_lr_factor(epoch: int, epochs: int) -> float:
-    """LR multiplier of the paper's step schedule scaled to an `epochs` budget."""
-    factor = 1.0
-    for fraction, value in LR_STEPS:
-        if epoch >= math.ceil(fraction * epochs):
-            factor = value
-    return factor
+def lr_factor(epoch: int, epochs: int, schedule: str) -> float:
+    """LR multiplier at the start of `epoch`: the paper's steps scaled to the budget, or one linear warm-up epoch
+    and a cosine decay to zero."""
+    if schedule == "steps":
+        factor = 1.0
+        for fraction, value in LR_STEPS:
+            if epoch >= math.ceil(fraction * epochs):
+                factor = value
+        return factor
+    if epoch == 0:
+        return 0.1
+    return 0.5 * (1 + math.cos(math.pi * (epoch - 1) / max(epochs - 1, 1)))
 
 
 class _Optimiser:
-    """The arch's optimiser and LR schedule: SGD with the paper's steps (ResNets) or Nadam with ReduceLROnPlateau
-    and early stopping on the validation loss (DCNN)."""
+    """The arch's optimiser and LR schedule: SGD (Nesterov for the cosine schedule) for the ResNets, Nadam with
+    ReduceLROnPlateau and early stopping on the validation loss for the DCNN."""
 
     def __init__(self, model: nn.Module, settings: TrainSettings) -> None:
         self.settings = settings
@@ -151,7 +207,8 @@ class _Optimiser:
             self.stopper = EarlyStopping(settings.patience)
         else:
             self.optimizer = torch.optim.SGD(model.parameters(), lr=settings.lr or 0.05, momentum=0.9,
-                                             weight_decay=settings.weight_decay)
+                                             weight_decay=settings.weight_decay,
+                                             nesterov=settings.schedule == "cosine")
         self.base_lr = self.optimizer.param_groups[0]["lr"]
 
     @property
@@ -161,7 +218,7 @@ class _Optimiser:
     def start_epoch(self, epoch: int) -> None:
         if not self.settings.is_dcnn:
             for group in self.optimizer.param_groups:
-                group["lr"] = self.base_lr * resnet_lr_factor(epoch, self.settings.epochs)
+                group["lr"] = self.base_lr * lr_factor(epoch, self.settings.epochs, self.settings.schedule)
 
     def end_epoch(self, monitored_loss: float) -> bool:
         """Step the plateau schedule (DCNN); True when early stopping ends the training."""
@@ -172,13 +229,15 @@ class _Optimiser:
 
 
 @dataclass
-class _Batches:
-    """The training tensors: normalised crops x, class indices y, landmarks (multitask) and the positions that
-    train and validate."""
+class _Data:
+    """What a training reads: uint8 crops, class indices, landmarks in crop coordinates (occlusion and the
+    multitask head; None without), sampling weights of the training positions, and the positions that train and
+    validate."""
 
-    x: torch.Tensor
+    crops: np.ndarray
     y: torch.Tensor
-    points: torch.Tensor | None
+    landmarks: np.ndarray | None
+    weights: torch.Tensor
     train: np.ndarray
     val: np.ndarray
 
@@ -196,28 +255,33 @@ def check_training_inputs(crops: np.ndarray, labels: np.ndarray, names: list[str
         raise ValueError("multitask training needs the landmarks of every crop")
 
 
-def train_epoch(model: nn.Module, data: _Batches, optimiser: _Optimiser, settings: TrainSettings,
-                generator: torch.Generator, device: str) -> dict[str, float]:
-    """One pass over the training positions in a seeded order; the epoch's mean loss and accuracy."""
+def train_epoch(model: nn.Module, data: _Data, header: dict[str, Any], optimiser: _Optimiser,
+                settings: TrainSettings, generator: torch.Generator, rng: np.random.Generator,
+                device: str) -> dict[str, float]:
+    """One epoch: as many training crops as there are, drawn with the balancing weights; mean loss and accuracy."""
     model.train()
-    order = data.train[torch.randperm(len(data.train), generator=generator).numpy()]
+    draws = torch.multinomial(data.weights, len(data.train), replacement=True, generator=generator).numpy()
+    order = data.train[draws]
     total, seen, correct = 0.0, 0, 0
     for start in range(0, len(order), settings.batch_size):
         batch = order[start : start + settings.batch_size]
         if len(batch) < 2:  # BatchNorm needs two samples
             continue
-        xb, yb = data.x[batch], data.y[batch]
-        pb = None if data.points is None else data.points[batch]
+        points = None if data.landmarks is None else data.landmarks[batch]
         if settings.augment:
-            xb, pb = augment(xb, generator, pb if settings.arch == "multitask" else None)
-        xb, yb = xb.to(device), yb.to(device)
+            pixels, moved = augment_batch(data.crops[batch], points, settings.augmentation, generator, rng)
+        else:
+            pixels = torch.from_numpy(data.crops[batch].astype(np.float32) / 255.0).unsqueeze(1)
+            moved = None if points is None else torch.as_tensor(points)
+        xb = normalise(pixels, header).to(device).contiguous(memory_format=torch.channels_last)
+        yb = data.y[batch].to(device)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device == "cuda"):
             if isinstance(model, MultiTaskNet):
                 logits, predicted = model.forward_both(xb)
-                loss = multitask_loss(logits.float(), yb, predicted.float(), pb.to(device))
+                loss = multitask_loss(logits.float(), yb, predicted.float(), moved.to(device))
             else:
                 logits = model(xb)
-                loss = F.cross_entropy(logits.float(), yb)
+                loss = F.cross_entropy(logits.float(), yb, label_smoothing=settings.label_smoothing)
         optimiser.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.optimizer.step()
@@ -225,6 +289,35 @@ def train_epoch(model: nn.Module, data: _Batches, optimiser: _Optimiser, setting
         seen += len(batch)
         correct += int((logits.argmax(1) == yb).sum())
     return {"loss": total / max(seen, 1), "accuracy": correct / max(seen, 1)}
+
+
+def _normalisation(crops: np.ndarray, train: np.ndarray, settings: TrainSettings) -> dict[str, Any]:
+    """The header's normalisation: per crop, or the training crops' mean and standard deviation."""
+    if settings.per_crop:
+        return {"mean": 0.0, "std": 1.0, "per_crop_standardisation": True,
+                "normalisation": "each crop: (pixel / 255 - its mean) / (its standard deviation + 0.02)"}
+    return {"mean": float(crops[train].mean() / 255.0), "std": float(crops[train].std() / 255.0) or 1.0,
+            "normalisation": "(pixel / 255 - mean) / std on one grey channel"}
+
+
+class Checkpoints:
+    """The state of a training after each epoch in `folder` (written atomically), so that a stopped training
+    resumes from its last finished epoch; files of another recipe are not used."""
+
+    def __init__(self, folder: str | Path | None, fingerprint: str) -> None:
+        self.path = None if folder is None else Path(folder) / "last_epoch.pt"
+        self.fingerprint = fingerprint
+
+    def load(self) -> dict[str, Any] | None:
+        if self.path is None or not self.path.is_file():
+            return None
+        state = torch.load(self.path, map_location="cpu", weights_only=True)
+        return state if state.get("fingerprint") == self.fingerprint else None
+
+    def save(self, state: dict[str, Any]) -> None:
+        if self.path is not None:
+            with atomic_path(self.path) as partial:
+                torch.save({**state, "fingerprint": self.fingerprint}, partial)
 
 
 def train_cnn(
@@ -235,10 +328,13 @@ def train_cnn(
     groups: np.ndarray | None = None,
     landmarks: np.ndarray | None = None,
     header: dict[str, Any] | None = None,
+    strata: np.ndarray | None = None,
+    checkpoints: str | Path | None = None,
 ) -> TrainResult:
-    """Train `settings.arch` on (n, s, s) uint8 crops with string labels; `groups` (subjects) keep people out of
-    the validation part they train on; `landmarks` (n, 68, 2) in crop coordinates are needed by multitask.
-    The epoch with the best validation accuracy (the last one without validation) is kept."""
+    """Train `settings.arch` on (n, s, s) uint8 crops with string labels. `groups` (subjects) keep people out of
+    the validation part they train on; `landmarks` (n, 68, 2, crop coordinates 0..1) place the occluders and
+    train the multitask head; `strata` (the dataset of each crop) drive the balancing. The epoch with the best
+    validation accuracy (the last one without validation) is kept."""
     started = time.perf_counter()
     labels = np.asarray(labels).astype(str)
     names = sorted(set(labels)) if label_names is None else list(label_names)
@@ -249,38 +345,54 @@ def train_cnn(
         print(f"warning: {warning}")
     groups = np.arange(len(labels)) if groups is None else np.asarray(groups)
     train_idx, val_idx = validation_split(labels, groups, settings.val_fraction, settings.seed)
-    mean = float(crops[train_idx].mean() / 255.0)
-    std = float(crops[train_idx].std() / 255.0) or 1.0
-    data = _Batches(crops_to_tensor(crops, mean, std), torch.as_tensor([names.index(label) for label in labels]),
-                    None if landmarks is None else torch.as_tensor(landmarks, dtype=torch.float32),
-                    train_idx, val_idx)
+    norm = _normalisation(crops, train_idx, settings)
+    weights = balancing_weights(labels[train_idx], None if strata is None else np.asarray(strata)[train_idx],
+                                settings.balance)
+    data = _Data(crops, torch.as_tensor([names.index(label) for label in labels]), landmarks,
+                 torch.as_tensor(weights), train_idx, val_idx)
     model = build_model(settings.arch, len(names), settings.input_size).to(device)
+    model = model.to(memory_format=torch.channels_last)
     optimiser = _Optimiser(model, settings)
     generator = torch.Generator().manual_seed(settings.seed)
+    rng = np.random.default_rng(settings.seed)
     history: list[dict[str, float]] = []
     best_state, best_key, best_epoch = None, (-1.0, 0.0), 0
-    bar = tqdm(range(settings.epochs), desc=f"train {settings.arch}", disable=not settings.progress)
+    store = Checkpoints(checkpoints, repr((asdict(settings), names, len(labels), float(crops[:64].mean()))))
+    resumed = store.load()
+    if resumed:
+        model.load_state_dict(resumed["model"])
+        optimiser.optimizer.load_state_dict(resumed["optimizer"])
+        generator.set_state(resumed["generator"])
+        rng.bit_generator.state = resumed["rng"]
+        history, best_state, best_key, best_epoch = (resumed["history"], resumed["best_state"],
+                                                     tuple(resumed["best_key"]), resumed["best_epoch"])
+    val_x = crops_to_tensor(crops[val_idx], norm) if len(val_idx) else None
+    bar = tqdm(range(len(history), settings.epochs), desc=f"train {settings.arch}", disable=not settings.progress,
+               initial=len(history), total=settings.epochs)
     for epoch in bar:
         optimiser.start_epoch(epoch)
-        row = {"epoch": epoch + 1, **train_epoch(model, data, optimiser, settings, generator, device),
+        row = {"epoch": epoch + 1, **train_epoch(model, data, norm, optimiser, settings, generator, rng, device),
                "lr": optimiser.lr}
         key = (float(epoch), 0.0)
-        if len(val_idx):
-            row.update(evaluate_loss(model, data.x[val_idx], data.y[val_idx], device))
+        if val_x is not None:
+            row.update(evaluate_loss(model, val_x, data.y[val_idx], device))
             key = (row["val_accuracy"], -row["val_loss"])
         history.append(row)
         bar.set_postfix({k: round(v, 3) for k, v in row.items() if k != "epoch"})
         if key > best_key:
             best_key, best_epoch = key, epoch + 1
             best_state = copy.deepcopy(model.state_dict())
-        if optimiser.end_epoch(row.get("val_loss", row["loss"])):
+        stop = optimiser.end_epoch(row.get("val_loss", row["loss"]))
+        store.save({"model": model.state_dict(), "optimizer": optimiser.optimizer.state_dict(),
+                    "generator": generator.get_state(), "rng": rng.bit_generator.state, "history": history,
+                    "best_state": best_state, "best_key": list(best_key), "best_epoch": best_epoch})
+        if stop:
             break
     model.load_state_dict(best_state)
     seconds = time.perf_counter() - started
     full_header = {
-        "arch": settings.arch, "labels": names, "input_size": settings.input_size, "mean": mean, "std": std,
-        "crop": {"margin": settings.margin, "detector": "dlib HOG (emotion_perception.core.faces)"},
-        "normalisation": "(pixel / 255 - mean) / std on one grey channel",
+        "arch": settings.arch, "labels": names, "input_size": settings.input_size, **norm,
+        "crop": settings.crop_spec.to_header(),
         "settings": {k: v for k, v in asdict(settings).items() if k != "progress"},
         "parameters": count_parameters(model), "best_epoch": best_epoch, "epochs_run": len(history),
         "n_train": len(train_idx), "n_val": len(val_idx), "train_seconds": round(seconds, 1),
@@ -288,7 +400,8 @@ def train_cnn(
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         **(header or {}),
     }
-    return TrainResult(CnnClassifier(model.cpu(), full_header), history, best_epoch, seconds)
+    model = model.to(memory_format=torch.contiguous_format).cpu()
+    return TrainResult(CnnClassifier(model, full_header), history, best_epoch, seconds)
 
 
 @torch.no_grad()

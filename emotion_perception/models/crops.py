@@ -1,17 +1,27 @@
-"""Square grey face crops for the CNNs, cut around the boxes of the landmark path's face detector, plus
-batch augmentation (flip, stretch, random crop) for training. Crops live in memory only."""
+"""Square grey face crops for the CNNs.
+
+Two kinds (`CropSpec`, named in a CNN's header): "box", a square around the landmark path's face detector box grown
+by a margin; and "aligned", a similarity transform from the 68 landmarks that puts the eye centres at fixed points,
+so that faces of every camera, distance and roll reach the CNN in one framing. Crops live in memory only."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
 import cv2
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from emotion_perception.core.faces import FaceBox
-from emotion_perception.core.geometry import MIRROR
+from emotion_perception.core.types import Face
 
 DEFAULT_MARGIN = 0.1
+# Where an aligned crop puts the eyes, in fractions of its side: FER2013's and CK+48's own framing (their median
+# inter-ocular distance is 0.37 of the side, the eye line 0.39 from the top, centred), so that aligning those
+# crops barely resamples them and the chin ends at the bottom edge.
+EYE_DISTANCE = 0.37
+EYE_HEIGHT = 0.39
 
 
 def crop_square(box: FaceBox, margin: float = DEFAULT_MARGIN) -> tuple[float, float, float]:
@@ -58,38 +68,72 @@ def landmarks_from_crop(points: np.ndarray, box: FaceBox, margin: float = DEFAUL
     return np.asarray(points, np.float64) * side + (left, top)
 
 
-def augment(
-    images: torch.Tensor,
-    generator: torch.Generator,
-    landmarks: torch.Tensor | None = None,
-    stretch: float = 0.1,
-    shift: float = 0.08,
-    rotate_deg: float = 10.0,
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Random left-right flip, per-axis stretch (scale e^U(-s, s)), small rotation and random crop (shift of
-    up to `shift` of the side) of a batch (n, 1, s, s); borders repeat. Landmarks (n, 68, 2) in 0..1 of the
-    crop, when given, follow the same transform (and the mirror point order on flipped faces)."""
-    n = images.shape[0]
+def align_matrix(landmarks: np.ndarray, size: int) -> np.ndarray:
+    """The 2x3 similarity transform (rotation, uniform scale, shift) from image pixels to an aligned crop of `size`
+    that puts the eye centres (landmarks 36-41 and 42-47) at EYE_DISTANCE apart on the line EYE_HEIGHT."""
+    points = np.asarray(landmarks, np.float64)
+    left, right = points[36:42].mean(axis=0), points[42:48].mean(axis=0)
+    delta = right - left
+    distance = max(float(np.hypot(*delta)), 1e-6)
+    scale = EYE_DISTANCE * size / distance
+    cos, sin = scale * delta[0] / distance, scale * delta[1] / distance
+    rotation = np.array([[cos, sin], [-sin, cos]])
+    centre = (left + right) / 2
+    shift = np.array([size / 2, EYE_HEIGHT * size]) - rotation @ centre
+    return np.hstack([rotation, shift[:, None]])
 
-    def uniform(low: float, high: float) -> torch.Tensor:
-        return torch.rand(n, generator=generator) * (high - low) + low
 
-    flip = torch.rand(n, generator=generator) < 0.5
-    sx = torch.exp(uniform(-stretch, stretch)) * torch.where(flip, -1.0, 1.0)
-    sy = torch.exp(uniform(-stretch, stretch))
-    angle = torch.deg2rad(uniform(-rotate_deg, rotate_deg))
-    cos, sin = torch.cos(angle), torch.sin(angle)
-    # theta maps output (normalised -1..1) coordinates to input coordinates: input = A @ output + t.
-    a = torch.stack([torch.stack([cos * sx, -sin * sy], 1), torch.stack([sin * sx, cos * sy], 1)], 1)
-    t = torch.stack([uniform(-2 * shift, 2 * shift), uniform(-2 * shift, 2 * shift)], 1)
-    theta = torch.cat([a, t[:, :, None]], 2).to(images.dtype)
-    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
-    out = F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
-    if landmarks is None:
-        return out, None
-    inverse = torch.linalg.inv(a)
-    points = (landmarks * 2 - 1 - t[:, None, :]) @ inverse.transpose(1, 2)
-    points = (points + 1) / 2
-    mirror = torch.as_tensor(MIRROR)
-    points = torch.where(flip[:, None, None], points[:, mirror], points)
-    return out, points.to(landmarks.dtype)
+def aligned_crop(gray: np.ndarray, landmarks: np.ndarray, size: int) -> np.ndarray:
+    """The (size, size) uint8 aligned crop of one face; the image is halved (pyrDown) until the warp shrinks it by
+    at most 2, so that large faces are not aliased; parts outside the image repeat its border pixels."""
+    points = np.asarray(landmarks, np.float64)
+    matrix = align_matrix(points, size)
+    while np.hypot(*matrix[:, 0]) < 0.5 and min(gray.shape[:2]) >= 4:
+        gray, points = cv2.pyrDown(gray), points / 2
+        matrix = align_matrix(points, size)
+    return cv2.warpAffine(gray, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+@dataclass(frozen=True)
+class CropSpec:
+    """How a CNN's input is cut from a grey image: `kind` "box" (the detector box grown by `margin`) or "aligned"
+    (on the eyes), `size` pixels square."""
+
+    kind: str = "box"
+    size: int = 48
+    margin: float = DEFAULT_MARGIN
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("box", "aligned"):
+            raise ValueError(f"crop kind must be box or aligned, got {self.kind!r}")
+
+    @classmethod
+    def from_header(cls, header: dict[str, Any]) -> CropSpec:
+        """The spec a CNN file names (files without a kind are box crops)."""
+        crop = header.get("crop", {})
+        return cls(str(crop.get("kind", "box")), int(header["input_size"]), float(crop.get("margin", DEFAULT_MARGIN)))
+
+    def to_header(self) -> dict[str, Any]:
+        if self.kind == "box":
+            return {"kind": "box", "margin": self.margin, "detector": "dlib HOG (emotion_perception.core.faces)"}
+        return {"kind": "aligned", "eye_distance": EYE_DISTANCE, "eye_height": EYE_HEIGHT,
+                "landmarks": "dlib 68 points (emotion_perception.core.landmarks)"}
+
+    def crop(self, gray: np.ndarray, face: Face) -> np.ndarray:
+        if self.kind == "aligned":
+            return aligned_crop(gray, face.landmarks, self.size)
+        return crop_face(gray, face.box, self.size, self.margin)
+
+    def crops(self, gray: np.ndarray, faces: Sequence[Face]) -> np.ndarray:
+        """(n, size, size) uint8 crops of the faces, in the order given."""
+        if not faces:
+            return np.zeros((0, self.size, self.size), np.uint8)
+        return np.stack([self.crop(gray, face) for face in faces])
+
+    def landmarks(self, face: Face) -> np.ndarray:
+        """The face's 68 landmarks in its crop, 0..1 across the crop."""
+        if self.kind == "aligned":
+            matrix = align_matrix(face.landmarks, self.size)
+            points = np.asarray(face.landmarks, np.float64) @ matrix[:, :2].T + matrix[:, 2]
+            return (points / self.size).astype(np.float32)
+        return landmarks_in_crop(face.landmarks, face.box, self.margin)
