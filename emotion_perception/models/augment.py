@@ -68,22 +68,22 @@ def _uniform(n: int, low: float, high: float, generator: torch.Generator) -> tor
 
 
 def photometric(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Per crop of a (n, 1, s, s) batch on [0, 1]: gamma 0.6-1.6, contrast 0.6-1.4, brightness +-0.15, Gaussian noise
-    up to sigma 0.04, and a blur (sigma 0.5-1.2 px) on a third of the crops; clipped to [0, 1]."""
+    """Per crop of a (n, 1, s, s) batch on [0, 1]: gamma 0.7-1.4, contrast 0.7-1.3, brightness +-0.1, Gaussian noise
+    up to sigma 0.03, and a blur (sigma 0.4-1.0 px) on a quarter of the crops; clipped to [0, 1]."""
     n = images.shape[0]
-    gamma = torch.exp(_uniform(n, np.log(0.6), np.log(1.6), generator))[:, None, None, None]
+    gamma = torch.exp(_uniform(n, np.log(0.7), np.log(1.4), generator))[:, None, None, None]
     out = images.clamp(0, 1) ** gamma
     mean = out.mean(dim=(2, 3), keepdim=True)
-    contrast = _uniform(n, 0.6, 1.4, generator)[:, None, None, None]
-    brightness = _uniform(n, -0.15, 0.15, generator)[:, None, None, None]
+    contrast = _uniform(n, 0.7, 1.3, generator)[:, None, None, None]
+    brightness = _uniform(n, -0.1, 0.1, generator)[:, None, None, None]
     out = (out - mean) * contrast + mean + brightness
-    sigma = _uniform(n, 0.0, 0.04, generator)[:, None, None, None]
+    sigma = _uniform(n, 0.0, 0.03, generator)[:, None, None, None]
     out = out + sigma * torch.randn(out.shape, generator=generator)
-    blurred = torch.rand(n, generator=generator) < 1 / 3
+    blurred = torch.rand(n, generator=generator) < 0.25
     if blurred.any():
         radius = 2
         offsets = torch.arange(-radius, radius + 1, dtype=out.dtype)
-        s = _uniform(int(blurred.sum()), 0.5, 1.2, generator)[:, None]
+        s = _uniform(int(blurred.sum()), 0.4, 1.0, generator)[:, None]
         kernel = torch.exp(-(offsets[None] ** 2) / (2 * s**2))
         kernel = kernel / kernel.sum(dim=1, keepdim=True)
         picked = out[blurred].transpose(0, 1)  # (1, k, s, s): one group per crop
@@ -96,11 +96,11 @@ def photometric(images: torch.Tensor, generator: torch.Generator) -> torch.Tenso
     return out.clamp(0, 1)
 
 
-def jpeg(crops: np.ndarray, rng: np.random.Generator, fraction: float = 0.3) -> np.ndarray:
-    """A `fraction` of the uint8 crops (n, s, s) re-encoded as JPEG at quality 25-90."""
+def jpeg(crops: np.ndarray, rng: np.random.Generator, fraction: float = 0.25) -> np.ndarray:
+    """A `fraction` of the uint8 crops (n, s, s) re-encoded as JPEG at quality 40-95."""
     out = crops.copy()
     for i in np.flatnonzero(rng.random(len(crops)) < fraction):
-        ok, data = cv2.imencode(".jpg", crops[i], [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(25, 91))])
+        ok, data = cv2.imencode(".jpg", crops[i], [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(40, 96))])
         if ok:
             out[i] = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE)
     return out
