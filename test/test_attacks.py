@@ -12,7 +12,7 @@ from torch import nn
 from emotion_perception import attacks
 from emotion_perception.core.pipeline import FaceAnalyzer
 from emotion_perception.models.cnn import load_cnn
-from emotion_perception.models.crops import crop_face
+from emotion_perception.models.crops import CropSpec, aligned_crop, crop_face
 
 
 @pytest.fixture(scope="module")
@@ -181,22 +181,31 @@ def test_crop_map_reproduces_crop_face(analyzer):
                 assert np.abs(crop_map.apply(image) - crop_face(image, face.box, size)).max() <= 1.0
 
 
-@pytest.mark.parametrize("attack", ["fgsm", "pgd"])
-def test_attack_faces_perturbs_only_the_crops_and_raises_the_cnn_loss(analyzer, attack):
+def test_aligned_map_reproduces_the_aligned_crop(analyzer):
+    for image in (astronaut_gray(), two_faces(), cv2.resize(astronaut_gray(), (1024, 1024))):
+        for face in analyzer.analyze(image):
+            aligned = attacks.AlignedMap.for_landmarks(image.shape, face.landmarks, 48)
+            crop = aligned.crop(torch.from_numpy(image.astype(np.float32))).numpy()
+            assert np.abs(crop - aligned_crop(image, face.landmarks, 48)).max() <= 2.0
+
+
+@pytest.mark.parametrize(("attack", "kind"), [("fgsm", "box"), ("pgd", "box"), ("fgsm", "aligned")])
+def test_attack_faces_perturbs_only_the_crops_and_raises_the_cnn_loss(analyzer, attack, kind):
     image = two_faces()
-    boxes = [face.box for face in analyzer.analyze(image)]
-    assert len(boxes) == 2
+    faces = analyzer.analyze(image)
+    assert len(faces) == 2
+    spec = CropSpec(kind, 48)
     model = tiny_model(seed=1)
     labels = [0, 3]
-    out = attacks.attack_faces(image, boxes, model, 48, attack, epsilon=0.02, labels=labels, steps=5)
+    out = attacks.attack_faces(image, faces, model, spec, attack, epsilon=0.02, labels=labels, steps=5)
     change = out.astype(int) - image
     assert np.abs(change).max() <= np.floor(0.02 * 255)
     assert np.count_nonzero(change) > 1000
-    mask = attacks.ImageToCrops([attacks.CropMap.for_box(image.shape, b, 48) for b in boxes]).mask(image.shape)
+    mask = attacks.ImageToCrops(attacks.crop_maps(image.shape, faces, spec)).mask(image.shape)
     assert not np.any(change[mask.numpy() == 0])
 
     def crop_loss(frame: np.ndarray) -> float:
-        crops = np.stack([crop_face(frame, box, 48) for box in boxes]).astype(np.float32) / 255
+        crops = spec.crops(frame, faces).astype(np.float32) / 255
         return loss(model, torch.from_numpy(crops)[:, None], torch.tensor(labels))
 
     noise = np.random.default_rng(0).choice([-5, 5], image.shape) * mask.numpy()
@@ -279,11 +288,11 @@ def test_fgsm_and_pgd_on_the_shipped_cnn_raise_its_loss_and_flip_its_answer(anal
     model, header = load_cnn()
     pixels = attacks.pixel_model(model, header)
     image = astronaut_gray()
-    box = analyzer.analyze(image)[0].box
-    size, happy = int(header["input_size"]), header["labels"].index("happy")
+    face = analyzer.analyze(image)[0]
+    spec, happy = CropSpec.from_header(header), header["labels"].index("happy")
 
     def crop_loss(frame: np.ndarray) -> tuple[float, int]:
-        crop = torch.from_numpy(crop_face(frame, box, size).astype(np.float32) / 255)[None, None]
+        crop = torch.from_numpy(spec.crop(frame, face).astype(np.float32) / 255)[None, None]
         with torch.no_grad():
             logits = pixels(crop)
         return float(F.cross_entropy(logits, torch.tensor([happy]))), int(logits.argmax())
@@ -291,7 +300,7 @@ def test_fgsm_and_pgd_on_the_shipped_cnn_raise_its_loss_and_flip_its_answer(anal
     clean_loss, clean_label = crop_loss(image)
     assert clean_label == happy  # the astronaut smiles, and the shipped CNN sees it
     for attack, epsilon in (("fgsm", 0.01), ("pgd", 0.03)):
-        out = attacks.attack_faces(image, [box], pixels, size, attack, epsilon=epsilon, labels=[happy], steps=10)
+        out = attacks.attack_faces(image, [face], pixels, spec, attack, epsilon=epsilon, labels=[happy], steps=10)
         assert np.abs(out.astype(int) - image).max() <= np.floor(epsilon * 255)
         attacked_loss, attacked_label = crop_loss(out)
         assert attacked_loss > clean_loss

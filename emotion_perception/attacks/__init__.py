@@ -6,11 +6,13 @@ Images are uint8, grey (h, w) or colour (h, w, c); results are new arrays (input
 """
 
 from emotion_perception.attacks.gradient import (
+    AlignedMap,
     CropMap,
     ImageToCrops,
     PixelModel,
     add_gray_change,
     attack_faces,
+    crop_maps,
     fgsm,
     pgd,
     pixel_model,
@@ -43,8 +45,9 @@ from emotion_perception.attacks.scaling import (
 
 __all__ = [
     "ATTACK_PARAMS", "EYE_MARGIN", "FILLS", "INTERPOLATIONS", "JAW_MARGIN", "NAMES",
-    "AttackInputs", "Box", "CropMap", "ImageToCrops", "PixelModel",
-    "add_gray_change", "apply", "apply_eye_boxes", "apply_jaw_box", "attack_faces", "change_size", "eye_rectangles",
+    "AlignedMap", "AttackInputs", "Box", "CropMap", "ImageToCrops", "PixelModel",
+    "add_gray_change", "apply", "apply_eye_boxes", "apply_jaw_box", "attack_faces", "change_size", "crop_maps",
+    "eye_rectangles",
     "fgsm", "fill_boxes", "gaussian_noise", "image_quality", "jaw_rectangle", "landmark_box", "pgd", "pixel_model",
     "poison_class", "quantize_within", "resize_like_victim", "resize_matrix", "salt_and_pepper", "scaling_attack",
     "scaling_quality",

@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -16,8 +17,9 @@ from torch import nn
 from emotion_perception.attacks.pixels import check_u8
 from emotion_perception.attacks.scaling import resize_matrix
 from emotion_perception.core.faces import FaceBox
+from emotion_perception.core.types import Face
 from emotion_perception.models.cnn import normalise
-from emotion_perception.models.crops import DEFAULT_MARGIN, crop_square
+from emotion_perception.models.crops import DEFAULT_MARGIN, CropSpec, align_matrix, crop_square
 
 
 class PixelModel(nn.Module):
@@ -104,7 +106,7 @@ def quantize_within(original: np.ndarray, attacked: np.ndarray, epsilon: float) 
 
 @dataclass(frozen=True)
 class CropMap:
-    """The linear map from a grey image to one face crop, as `face_crops.crop_face` computes it:
+    """The linear map from a grey image to one box crop, as `crops.crop_face` computes it:
     crop = left @ image[rows][:, cols] @ right.T (rows/cols repeat border pixels where the square leaves
     the image)."""
 
@@ -127,51 +129,115 @@ class CropMap:
         """The float crop of a grey image."""
         return self.left @ image[self.rows][:, self.cols].astype(np.float64) @ self.right.T
 
+    def crop(self, image: torch.Tensor) -> torch.Tensor:
+        left = torch.as_tensor(self.left, dtype=torch.float32)
+        right = torch.as_tensor(self.right, dtype=torch.float32)
+        return left @ image.index_select(0, torch.as_tensor(self.rows)).index_select(
+            1, torch.as_tensor(self.cols)) @ right.T
+
+    def region(self) -> tuple[int, int, int, int]:
+        """(top, bottom, left, right) of the pixels the crop reads, inclusive bounds."""
+        return int(self.rows.min()), int(self.rows.max()), int(self.cols.min()), int(self.cols.max())
+
+
+_PYRAMID = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0]) / 16
+
+
+def pyr_down(image: torch.Tensor) -> torch.Tensor:
+    """cv2.pyrDown of a (h, w) image, differentiable: a 5-tap Gaussian with reflected borders, every second pixel."""
+    x = F.pad(image[None, None], (2, 2, 2, 2), mode="reflect")
+    x = F.conv2d(x, _PYRAMID.view(1, 1, 1, 5))
+    x = F.conv2d(x, _PYRAMID.view(1, 1, 5, 1))
+    return x[0, 0, ::2, ::2]
+
+
+@dataclass(frozen=True)
+class AlignedMap:
+    """One aligned crop as `crops.aligned_crop` cuts it (`levels` pyrDowns, then the warp `matrix`), differentiable."""
+
+    matrix: np.ndarray  # image (after the pyramid levels) -> crop
+    levels: int
+    size: int
+    shape: tuple[int, int]
+
+    @classmethod
+    def for_landmarks(cls, shape: tuple[int, ...], landmarks: np.ndarray, size: int) -> AlignedMap:
+        points, levels = np.asarray(landmarks, np.float64), 0
+        matrix = align_matrix(points, size)
+        h, w = shape[:2]
+        while np.hypot(*matrix[:, 0]) < 0.5 and min(h, w) >= 4:
+            points, levels, h, w = points / 2, levels + 1, (h + 1) // 2, (w + 1) // 2
+            matrix = align_matrix(points, size)
+        return cls(matrix, levels, size, (int(shape[0]), int(shape[1])))
+
+    def _sources(self) -> np.ndarray:
+        """(size, size, 2) source pixel coordinates (x, y) of the crop's pixels, in the pyramid level's image."""
+        inverse = cv2.invertAffineTransform(self.matrix)
+        v, u = np.mgrid[0 : self.size, 0 : self.size].astype(np.float64)
+        return np.stack([u, v, np.ones_like(u)], axis=-1) @ inverse.T
+
+    def crop(self, image: torch.Tensor) -> torch.Tensor:
+        for _ in range(self.levels):
+            image = pyr_down(image)
+        h, w = image.shape
+        xy = torch.as_tensor(self._sources(), dtype=torch.float32)
+        grid = torch.stack([2 * xy[..., 0] / max(w - 1, 1) - 1, 2 * xy[..., 1] / max(h - 1, 1) - 1], dim=-1)
+        return F.grid_sample(image[None, None], grid[None], mode="bilinear", padding_mode="border",
+                             align_corners=True)[0, 0]
+
+    def region(self) -> tuple[int, int, int, int]:
+        xy = self._sources().reshape(-1, 2) * 2**self.levels
+        reach = 2 ** (self.levels + 1)  # the pyramid's taps and the bilinear neighbours
+        h, w = self.shape
+        x0, y0 = np.clip(np.floor(xy.min(0)) - reach, 0, [w - 1, h - 1]).astype(int)
+        x1, y1 = np.clip(np.ceil(xy.max(0)) + reach, 0, [w - 1, h - 1]).astype(int)
+        return int(y0), int(y1), int(x0), int(x1)
+
+
+def crop_maps(shape: tuple[int, ...], faces: Sequence[Face], spec: CropSpec) -> list[CropMap | AlignedMap]:
+    """The differentiable crop of each face as `spec` cuts it."""
+    if spec.kind == "aligned":
+        return [AlignedMap.for_landmarks(shape, face.landmarks, spec.size) for face in faces]
+    return [CropMap.for_box(shape, face.box, spec.size, spec.margin) for face in faces]
+
 
 class ImageToCrops(nn.Module):
-    """Differentiable: grey image (h, w) in [0, 1] -> its face crops (n, 1, s, s), through `CropMap`s."""
+    """Differentiable: grey image (h, w) in [0, 1] -> its face crops (n, 1, s, s), through crop maps."""
 
-    def __init__(self, maps: Sequence[CropMap]) -> None:
+    def __init__(self, maps: Sequence[CropMap | AlignedMap]) -> None:
         super().__init__()
         self.maps = list(maps)
-        self._tensors = [
-            (torch.as_tensor(m.rows), torch.as_tensor(m.cols), torch.as_tensor(m.left, dtype=torch.float32),
-             torch.as_tensor(m.right, dtype=torch.float32))
-            for m in self.maps
-        ]
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        crops = [
-            left @ image.index_select(0, rows).index_select(1, cols) @ right.T
-            for rows, cols, left, right in self._tensors
-        ]
-        return torch.stack(crops).unsqueeze(1)
+        return torch.stack([m.crop(image) for m in self.maps]).unsqueeze(1)
 
     def mask(self, shape: tuple[int, int]) -> torch.Tensor:
         """1 on every pixel some crop reads, 0 elsewhere."""
         mask = torch.zeros(shape)
-        for rows, cols, _, _ in self._tensors:
-            mask[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1] = 1.0
+        for m in self.maps:
+            top, bottom, left, right = m.region()
+            mask[top : bottom + 1, left : right + 1] = 1.0
         return mask
 
 
 def attack_faces(
-    gray: np.ndarray, boxes: Sequence[FaceBox], model: nn.Module, size: int, attack: str = "fgsm",
-    epsilon: float = 0.01, labels: Sequence[int] | None = None, margin: float = DEFAULT_MARGIN,
-    steps: int = 10, step_size: float | None = None, random_start: bool = True, seed: int = 0,
+    gray: np.ndarray, faces: Sequence[Face], model: nn.Module, spec: CropSpec, attack: str = "fgsm",
+    epsilon: float = 0.01, labels: Sequence[int] | None = None, steps: int = 10, step_size: float | None = None,
+    random_start: bool = True, seed: int = 0,
 ) -> np.ndarray:
-    """FGSM or PGD against a [0, 1]-pixel CNN (`PixelModel`) that sees `size`-pixel crops of the face boxes,
-    crafted on the full-resolution grey image itself: only pixels inside the crop squares change, by at most
-    epsilon, and the perturbation survives the crop's resize exactly. Returns the attacked uint8 grey image,
-    which the landmark pipeline can read too (transfer)."""
+    """FGSM or PGD against a [0, 1]-pixel CNN (`PixelModel`) that sees the faces' crops as `spec` cuts them,
+    crafted on the full-resolution grey image itself: only pixels the crops read change, by at most epsilon, and
+    the perturbation reaches the CNN through the crop's own resampling (exactly for box crops; aligned crops
+    through a differentiable copy of OpenCV's pyramid and warp). Returns the attacked uint8 grey image, which
+    the landmark pipeline can read too (transfer)."""
     if attack not in ("fgsm", "pgd"):
         raise ValueError(f"attack must be fgsm or pgd, got {attack!r}")
     gray = check_u8(gray)
     if gray.ndim != 2:
         raise ValueError(f"expected a grey image, got shape {gray.shape}")
-    if not boxes:
+    if not faces:
         return gray.copy()
-    to_crops = ImageToCrops([CropMap.for_box(gray.shape, box, size, margin) for box in boxes])
+    to_crops = ImageToCrops(crop_maps(gray.shape, faces, spec))
 
     def forward(image: torch.Tensor) -> torch.Tensor:
         return model(to_crops(image))

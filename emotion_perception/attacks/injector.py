@@ -22,7 +22,7 @@ from emotion_perception.core.images import read_bgr, to_gray_u8
 from emotion_perception.core.landmarks import LandmarkPredictor
 from emotion_perception.core.params import ParamSpec
 from emotion_perception.core.pipeline import FaceAnalyzer
-from emotion_perception.models.crops import DEFAULT_MARGIN
+from emotion_perception.models.crops import CropSpec
 
 INFO_VERSION = 1
 NODE_ATTACKS = ("none", *registry.NAMES)
@@ -163,16 +163,10 @@ class FrameAttacker:
             inputs.target = self._scaling_target(image, order)
         elif needs:
             assert r.analyzer is not None
-            gray = to_gray_u8(image, order=order)
-            if needs == "landmarks":
-                inputs.landmarks = [face.landmarks for face in r.analyzer.analyze(gray)]
-                faces = len(inputs.landmarks)
-            else:
-                header = r.model_header
-                inputs.boxes = r.analyzer.detector.detect(gray)
-                inputs.model, inputs.input_size = r.model, int(header["input_size"])
-                inputs.margin = float(header.get("crop", {}).get("margin", DEFAULT_MARGIN))
-                faces = len(inputs.boxes)
+            inputs.faces = r.analyzer.analyze(to_gray_u8(image, order=order))
+            faces = len(inputs.faces)
+            if needs == "model":
+                inputs.model, inputs.crop = r.model, CropSpec.from_header(r.model_header)
             if not faces:
                 return None, 0
         return registry.apply(name, image, v, inputs, seed), faces

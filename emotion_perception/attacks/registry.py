@@ -29,10 +29,10 @@ from emotion_perception.attacks.occlusion import (
     jaw_rectangle,
 )
 from emotion_perception.attacks.scaling import INTERPOLATIONS, scaling_attack
-from emotion_perception.core.faces import FaceBox
 from emotion_perception.core.images import to_gray_u8
 from emotion_perception.core.params import ParamSpec, specs_by_name
-from emotion_perception.models.crops import DEFAULT_MARGIN
+from emotion_perception.core.types import Face
+from emotion_perception.models.crops import CropSpec
 
 # Every attack parameter, one spelling each; all may change at run time in the injector.
 ATTACK_PARAMS: tuple[ParamSpec, ...] = (
@@ -62,16 +62,14 @@ DEFAULTS: dict[str, Any] = {spec.name: spec.default for spec in ATTACK_PARAMS}
 class AttackInputs:
     """What an attack reads besides the image; a caller fills in what the attack `needs`.
 
-    landmarks: 68 points per face in image pixels (occlusions). boxes, model, input_size, margin: the faces'
-    boxes and the CNN whose crops the gradient attacks go through; labels: the faces' true class indices in
-    the model's labels (None: the model's own answers). target: what the victim should see, at the size of its
-    resize (scaling). order: channel order of colour images ("bgr" or "rgb")."""
+    faces: the faces (box and 68 landmarks, image pixels) the occluders cover and the gradient attacks go
+    through. model, crop: the CNN (on [0, 1] pixels) of the gradient attacks and how it crops faces; labels: the
+    faces' true class indices in the model's labels (None: the model's own answers). target: what the victim
+    should see, at the size of its resize (scaling). order: channel order of colour images ("bgr" or "rgb")."""
 
-    landmarks: Sequence[np.ndarray] = ()
-    boxes: Sequence[FaceBox] = ()
+    faces: Sequence[Face] = ()
     model: PixelModel | None = None
-    input_size: int = 48
-    margin: float = DEFAULT_MARGIN
+    crop: CropSpec = field(default_factory=CropSpec)
     labels: Sequence[int] | None = None
     target: np.ndarray | None = None
     order: str = "bgr"
@@ -85,7 +83,7 @@ class Attack:
     """One attack: `run(image, values, inputs, seed)` and the names of the parameters it reads."""
 
     name: str
-    needs: str  # "landmarks", "model", "target" or "" (the image alone)
+    needs: str  # "faces", "model" (and faces), "target" or "" (the image alone)
     params: tuple[str, ...]
     run: Runner = field(repr=False)
 
@@ -93,11 +91,11 @@ class Attack:
 def _boxes(kind: str) -> Runner:
     def run(image: np.ndarray, v: Mapping[str, Any], inputs: AttackInputs, seed: int) -> np.ndarray:
         boxes = []
-        for points in inputs.landmarks:
+        for face in inputs.faces:
             if kind == "eye_boxes":
-                boxes += eye_rectangles(points, image.shape, float(v["eye_margin"]))
+                boxes += eye_rectangles(face.landmarks, image.shape, float(v["eye_margin"]))
             else:
-                boxes.append(jaw_rectangle(points, image.shape, float(v["jaw_margin"])))
+                boxes.append(jaw_rectangle(face.landmarks, image.shape, float(v["jaw_margin"])))
         return fill_boxes(image, boxes, str(v["box_fill"]), seed)
     return run
 
@@ -107,9 +105,9 @@ def _gradient(kind: str) -> Runner:
         if inputs.model is None:
             raise ValueError(f"{kind} needs a CNN")
         gray = to_gray_u8(image, order=inputs.order)
-        attacked = attack_faces(gray, list(inputs.boxes), inputs.model, inputs.input_size, kind, float(v["epsilon"]),
-                                inputs.labels, inputs.margin, int(v["steps"]), float(v["step_size"]) or None,
-                                bool(v["random_start"]), seed)
+        attacked = attack_faces(gray, list(inputs.faces), inputs.model, inputs.crop, kind, float(v["epsilon"]),
+                                inputs.labels, int(v["steps"]), float(v["step_size"]) or None, bool(v["random_start"]),
+                                seed)
         return add_gray_change(image, gray, attacked)
     return run
 
@@ -121,8 +119,8 @@ def _scaling(image: np.ndarray, v: Mapping[str, Any], inputs: AttackInputs, seed
 
 
 ATTACKS: dict[str, Attack] = {attack.name: attack for attack in (
-    Attack("eye_boxes", "landmarks", ("eye_margin", "box_fill"), _boxes("eye_boxes")),
-    Attack("jaw_box", "landmarks", ("jaw_margin", "box_fill"), _boxes("jaw_box")),
+    Attack("eye_boxes", "faces", ("eye_margin", "box_fill"), _boxes("eye_boxes")),
+    Attack("jaw_box", "faces", ("jaw_margin", "box_fill"), _boxes("jaw_box")),
     Attack("fgsm", "model", ("epsilon",), _gradient("fgsm")),
     Attack("pgd", "model", ("epsilon", "steps", "step_size", "random_start"), _gradient("pgd")),
     Attack("scaling", "target", ("target_image", "scale_width", "scale_height", "scale_interpolation"), _scaling),

@@ -19,9 +19,10 @@ from emotion_perception.cli.common import add_analyzer_args, make_analyzer, make
 from emotion_perception.core.errors import CommandError
 from emotion_perception.core.images import read_gray
 from emotion_perception.core.pipeline import FaceAnalyzer
+from emotion_perception.core.types import Face
 from emotion_perception.data.datasets import FaceDataset, load_folder
 from emotion_perception.data.landmark_cache import extract_dataset
-from emotion_perception.models.crops import DEFAULT_MARGIN
+from emotion_perception.models.crops import CropSpec
 
 PANEL = 160  # side of one image in examples.png
 
@@ -160,7 +161,7 @@ class Attacker:
         self.name, self.params, self.dataset = args.attack, params, dataset
         self.seed = args.seed
         needs = registry.get(self.name).needs
-        if needs == "landmarks":
+        if needs == "faces":
             analyzer = make_analyzer(args)
             subset = dataset if args.only_class is None else dataset.subset(dataset.labels == args.only_class)
             extracted = extract_dataset(subset, analyzer, make_cache(args), progress=not args.quiet)
@@ -185,8 +186,7 @@ class Attacker:
             raise CommandError(f"{error}; fgsm/pgd need a CNN: pass --model FILE.pt "
                                "(made by `emotion-perception train cnn`)") from None
         self.model = attacks.pixel_model(model, header)
-        self.size = int(header["input_size"])
-        self.margin = float(header.get("crop", {}).get("margin", DEFAULT_MARGIN))
+        self.crop = CropSpec.from_header(header)
         self.labels = list(header["labels"])
         self.params["model"] = str(header.get("name", header["arch"]))
 
@@ -205,17 +205,17 @@ class Attacker:
         """(attacked grey image or None when it cannot be attacked, extra per-image record fields)."""
         inputs, extra = registry.AttackInputs(), {}
         needs = registry.get(self.name).needs
-        if needs == "landmarks":
+        if needs == "faces":
             if not np.all(np.isfinite(self.landmarks[i])):
                 return None, {"reason": "no face"}
-            inputs.landmarks = [self.landmarks[i]]
+            inputs.faces = [Face.from_landmarks(self.landmarks[i])]
         elif needs == "model":
-            inputs.boxes = self.analyzer.detector.detect(gray)[:1]
-            if not inputs.boxes:
+            inputs.faces = self.analyzer.analyze(gray)[:1]
+            if not inputs.faces:
                 return None, {"reason": "no face"}
             label = str(self.dataset.labels[i])
             inputs.labels = [self.labels.index(label)] if label in self.labels else None
-            inputs.model, inputs.input_size, inputs.margin = self.model, self.size, self.margin
+            inputs.model, inputs.crop = self.model, self.crop
             extra["true_label_used"] = inputs.labels is not None
         elif needs == "target":
             inputs.target, extra = self._scaling_target(i, gray)

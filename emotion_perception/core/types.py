@@ -20,6 +20,13 @@ class Face:
     box: FaceBox
     landmarks: np.ndarray
 
+    @classmethod
+    def from_landmarks(cls, landmarks: np.ndarray) -> Face:
+        """A face known by its landmarks alone (e.g. from the landmark cache); its box bounds them."""
+        points = np.asarray(landmarks)
+        (left, top), (right, bottom) = np.floor(points.min(axis=0)), np.ceil(points.max(axis=0))
+        return cls(FaceBox(int(left), int(top), int(right), int(bottom), 0.0, "landmarks"), points)
+
 
 @dataclass
 class FacePrediction:

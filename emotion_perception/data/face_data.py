@@ -10,15 +10,12 @@ from tqdm import tqdm
 
 from emotion_perception import features
 from emotion_perception.core.errors import ImageError
-from emotion_perception.core.faces import FaceBox
 from emotion_perception.core.images import read_gray
 from emotion_perception.core.pipeline import FaceAnalyzer
 from emotion_perception.core.types import Face
 from emotion_perception.data.datasets import FaceDataset
 from emotion_perception.data.landmark_cache import ExtractedLandmarks, LandmarkCache, extract_dataset
 from emotion_perception.models.crops import CropSpec
-
-NO_BOX = FaceBox(0, 0, 0, 0, 0.0, "landmarks")  # aligned crops read only the landmarks
 
 
 @dataclass
@@ -128,6 +125,6 @@ def aligned_crop_data(dataset: FaceDataset, extracted: ExtractedLandmarks, spec:
             errors.append(str(error))
             found[i] = False
             continue
-        face = Face(NO_BOX, extracted.landmarks[i])
+        face = Face.from_landmarks(extracted.landmarks[i])
         crops[i], landmarks[i] = spec.crop(gray, face), spec.landmarks(face)
     return CropData(crops, landmarks, found, extracted.whole_image & found, errors)

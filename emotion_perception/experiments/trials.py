@@ -46,6 +46,7 @@ from emotion_perception.core.errors import TrialError
 from emotion_perception.core.faces import FaceBox
 from emotion_perception.core.images import read_gray
 from emotion_perception.core.pipeline import FaceAnalyzer
+from emotion_perception.core.types import Face
 from emotion_perception.data.datasets import FaceDataset
 from emotion_perception.data.face_data import FeatureRows
 from emotion_perception.data.landmark_cache import LandmarkCache, extract_dataset, settings_digest
@@ -53,7 +54,7 @@ from emotion_perception.experiments.evaluation import metrics, predicted_labels,
 from emotion_perception.features import DEFAULT_FEATURE_SET
 from emotion_perception.models.cnn import ARCHS, CnnClassifier, load_cnn, save_cnn
 from emotion_perception.models.cnn_training import TrainSettings, train_cnn
-from emotion_perception.models.crops import DEFAULT_MARGIN, crop_face, crop_square
+from emotion_perception.models.crops import DEFAULT_MARGIN, CropSpec, crop_face, crop_square
 from emotion_perception.models.landmark_model import ForestSettings
 
 ATTACKS = ("clean", "type_a", "type_b", "fgsm", "pgd", "scaling", "noise", "adaptive")
@@ -352,7 +353,8 @@ class TrialData:
             out, applied = list(self.grays), clean.found.copy()
             for i in np.flatnonzero(applied):
                 out[i] = attacks.apply(name, self.grays[i], s.attack_values(),
-                                       attacks.AttackInputs(landmarks=[clean.landmarks[i]]), s.seed + i)
+                                       attacks.AttackInputs(faces=[Face.from_landmarks(clean.landmarks[i])]),
+                                       s.seed + i)
             return ImageSet(out, applied)
         if name == "noise":
             sigma = float(value)
@@ -420,14 +422,14 @@ class TrialData:
         s = self.settings
         out, applied = list(self.grays), np.zeros(len(self), bool)
         boxes = self.boxes()
+        points = self.landmarks("clean").landmarks
         for model, header, index in self.surrogates():
-            labels, size = list(header["labels"]), int(header["input_size"])
-            margin = float(header.get("crop", {}).get("margin", DEFAULT_MARGIN))
+            labels, crop = list(header["labels"]), CropSpec.from_header(header)
             for i in tqdm(index, desc=f"{attack} eps={epsilon}", disable=not self.progress, leave=False):
                 if boxes[i] is None:
                     continue
                 target = [labels.index(self.labels[i])] if self.labels[i] in labels else None
-                inputs = attacks.AttackInputs(boxes=[boxes[i]], model=model, input_size=size, margin=margin,
+                inputs = attacks.AttackInputs(faces=[Face(boxes[i], points[i])], model=model, crop=crop,
                                               labels=target)
                 out[i] = attacks.apply(attack, self.grays[i], s.attack_values(epsilon=epsilon), inputs,
                                        s.seed + int(i))
@@ -690,7 +692,8 @@ class Trials:
             if boxes[i] is None:
                 continue
             target = [labels.index(data.labels[i])] if data.labels[i] in labels else None
-            inputs = attacks.AttackInputs(boxes=[boxes[i]], model=pixel, input_size=s.cnn_input_size, labels=target)
+            inputs = attacks.AttackInputs(faces=[Face(boxes[i], np.full((68, 2), np.nan))], model=pixel,
+                                          crop=classifier.crop, labels=target)
             attacked = attacks.apply(attack, data.grays[i], s.attack_values(epsilon=eps), inputs,
                                      seed * 100003 + int(i))
             box = next(iter(data.analyzer.detector.detect(attacked)), None)
