@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "bag",
     "explain",
     "trials",
+    "calibrate",
 )
 
 

@@ -7,7 +7,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from emotion_perception.core.atomic import write_text_atomic
+import numpy as np
+
+from emotion_perception.core.atomic import atomic_path, write_text_atomic
 from emotion_perception.core.faces import FaceDetector
 from emotion_perception.core.landmarks import LandmarkPredictor
 from emotion_perception.core.pipeline import FaceAnalyzer
@@ -42,3 +44,9 @@ def make_cache(args: argparse.Namespace) -> LandmarkCache | None:
 def write_json(path: str | Path, payload: dict[str, Any]) -> None:
     """Write JSON atomically: a crash never leaves a half-written file at `path`."""
     write_text_atomic(path, json.dumps(payload, indent=2, sort_keys=True) + "\n")
+
+
+def write_arrays(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
+    """Write numeric and text arrays as an .npz (no pickled objects), atomically."""
+    with atomic_path(path) as partial, partial.open("wb") as handle:
+        np.savez_compressed(handle, **{k: np.asarray(v) for k, v in arrays.items()})

@@ -10,13 +10,27 @@ from dataclasses import replace
 import numpy as np
 
 from emotion_perception.cli.cnn_commands import add_cnn_args, cnn_settings, resolve_device_line
-from emotion_perception.cli.common import add_analyzer_args, add_data_args, make_analyzer, make_cache, write_json
+from emotion_perception.cli.common import (
+    add_analyzer_args,
+    add_data_args,
+    make_analyzer,
+    make_cache,
+    write_arrays,
+    write_json,
+)
 from emotion_perception.cli.train import add_forest_args, forest_settings
 from emotion_perception.core.errors import CommandError
 from emotion_perception.core.types import Classifier
 from emotion_perception.data.datasets import FaceDataset, concat, load_datasets
 from emotion_perception.data.face_data import extract_crops, with_landmarks
-from emotion_perception.experiments.crossval import CnnRecipe, ForestRecipe, Recipe, cross_validate, predict
+from emotion_perception.experiments.crossval import (
+    CnnRecipe,
+    ForestRecipe,
+    Recipe,
+    cross_validate,
+    cross_validate_by_dataset,
+    predict,
+)
 from emotion_perception.experiments.evaluation import (
     PROTOCOLS,
     known_label_index,
@@ -48,6 +62,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "scored")
     parser.add_argument("--json", default=None, metavar="OUT", help="write the metrics as JSON")
     parser.add_argument("--plot", default=None, metavar="OUT.png", help="write the confusion matrix picture")
+    parser.add_argument("--predictions", default=None, metavar="OUT.npz",
+                        help="leave-dataset-out: write every held-out probability (8 emotions), true label and "
+                        "dataset, for calibration and fusion")
     add_analyzer_args(parser)
     add_forest_args(parser)
     add_cnn_args(parser.add_argument_group("CNN options (--model-kind cnn)"))
@@ -77,6 +94,14 @@ def run(args: argparse.Namespace) -> int:
     warn_image_level_groups(args.protocol, dataset)
     if args.model:
         result = evaluate_saved(args, kind, dataset, test_mask)
+    elif args.protocol == "leave-dataset-out":
+        if args.repeats != 1:
+            raise CommandError("leave-dataset-out has fixed folds (one per dataset): use --repeats 1")
+        recipe = make_recipe(args, kind, dataset)
+        result, held_out = cross_validate_by_dataset(recipe, dataset, args.seed, progress=not args.quiet)
+        result.update(faces_found=float(recipe.found.mean()))
+        if args.predictions:
+            write_arrays(args.predictions, held_out)
     else:
         recipe = make_recipe(args, kind, dataset)
         result = cross_validate(recipe, dataset, args.protocol, args.folds, args.repeats, args.seed, test_mask,
@@ -145,6 +170,7 @@ def print_summary(result: dict) -> None:
     print(f"per-class recall: {recall}")
     for name, held_out in result.get("per_dataset", {}).items():
         print(f"held out {name}: accuracy {held_out['accuracy']:.4f}, macro F1 {held_out['macro_f1']:.4f}, "
-              f"n={held_out['n']}")
+              f"n={held_out['n']}, ECE {held_out['ece']:.3f} (calibrated {held_out['ece_calibrated']:.3f})")
     if "per_dataset" in result:
-        print(f"mean over held-out datasets: {result['accuracy_mean']:.4f} (lowest {result['accuracy_min']:.4f})")
+        print(f"mean over held-out datasets: {result['accuracy_mean']:.4f} (lowest {result['accuracy_min']:.4f}); "
+              f"temperature fitted on every held-out prediction: {result['temperature']:.3f}")

@@ -12,6 +12,7 @@ import numpy as np
 from tqdm import tqdm
 
 from emotion_perception.core.errors import ProtocolError
+from emotion_perception.core.labels import EMOTIONS
 from emotion_perception.data.datasets import FaceDataset
 from emotion_perception.data.face_data import CropData, LandmarkData
 from emotion_perception.experiments.evaluation import (
@@ -21,6 +22,7 @@ from emotion_perception.experiments.evaluation import (
     predicted_labels,
     split_indices,
 )
+from emotion_perception.models.calibration import expected_calibration_error, fit_temperature, temper
 from emotion_perception.models.cnn import CnnClassifier
 from emotion_perception.models.cnn_training import TrainSettings, train_cnn
 from emotion_perception.models.landmark_model import EmotionModel, ForestSettings
@@ -107,7 +109,7 @@ def cross_validate(
     if protocol == "leave-dataset-out":
         if repeats != 1:
             raise ProtocolError("leave-dataset-out has fixed folds (one per dataset): use --repeats 1")
-        return cross_validate_by_dataset(recipe, dataset, seed, progress)
+        return cross_validate_by_dataset(recipe, dataset, seed, progress)[0]
     labels = dataset.labels.astype(str)
     classes = sorted(set(labels))
     groups = dataset.groups()
@@ -135,34 +137,63 @@ def cross_validate(
     }
 
 
+def class_probabilities(recipe: Recipe, model: Any, index: np.ndarray) -> np.ndarray:
+    """(len(index), len(EMOTIONS)) probabilities of the rows at `index` in the columns of every emotion (zero for
+    the classes the model does not know, NaN rows where no face was found)."""
+    out = np.full((len(index), len(EMOTIONS)), np.nan)
+    hit = recipe.found[index]
+    if hit.any():
+        out[hit] = 0.0
+        columns = [EMOTIONS.index(label) for label in model.labels]
+        out[np.ix_(np.flatnonzero(hit), columns)] = recipe.proba(model, index[hit])
+    return out
+
+
 def cross_validate_by_dataset(recipe: Recipe, dataset: FaceDataset, seed: int = 0,
-                              progress: bool = False) -> dict[str, object]:
+                              progress: bool = False) -> tuple[dict[str, object], dict[str, np.ndarray]]:
     """Each dataset of the mix held out in turn, a fresh model trained on the others: `per_dataset` metrics (the
-    classes a model never saw count as wrong), `accuracy_mean` = their unweighted mean, and the pooled metrics."""
+    classes a model never saw count as wrong) with the expected calibration error before and after temperature
+    scaling, `accuracy_mean` = their unweighted mean, the pooled metrics, and the temperature fitted on every
+    held-out prediction (what the shipped model gets). Also returns the held-out probabilities, their true labels
+    and datasets."""
     labels = dataset.labels.astype(str)
     classes = sorted(set(labels))
     groups = dataset.groups()
     started = time.perf_counter()
-    predictions = np.full(len(labels), None, dtype=object)
-    tested = np.zeros(len(labels), bool)
+    proba = np.full((len(labels), len(EMOTIONS)), np.nan)
+    held_out = np.full(len(labels), "", dtype=object)
     per_dataset: dict[str, dict[str, object]] = {}
     for name, train, test in tqdm(leave_dataset_out(dataset), desc="held-out datasets", disable=not progress):
         train = train[recipe.found[train]]
         model = recipe.fit(train, labels, sorted(set(labels[train])), groups, seed)
-        predictions[test] = predict(recipe, model, test)
-        tested[test] = True
-        result = metrics(labels[test], predictions[test], sorted(set(labels[test])))
+        proba[test], held_out[test] = class_probabilities(recipe, model, test), name
         unknown = sorted(set(labels[test]) - set(model.labels))
-        per_dataset[name] = {**result, "n_train": len(train), "unknown_classes": unknown,
+        per_dataset[name] = {"n_train": len(train), "unknown_classes": unknown,
                              "n_unknown_class": int(np.isin(labels[test], unknown).sum())}
         if progress:
-            print(f"held out {name}: accuracy {result['accuracy']:.4f} (n={result['n']}, trained on {len(train)})",
-                  flush=True)
+            print(f"held out {name}: trained on {len(train)}", flush=True)
+    tested = held_out != ""
+    predictions = np.array([None if np.isnan(row[0]) else EMOTIONS[int(row.argmax())] for row in proba], dtype=object)
+    truth = np.array([EMOTIONS.index(label) for label in labels])
+    faces = tested & ~np.isnan(proba[:, 0])
+    temperature = fit_temperature(proba[faces], truth[faces])
+    for name, result in per_dataset.items():
+        rows = held_out == name
+        scored, others = rows & faces, faces & ~rows
+        nested = fit_temperature(proba[others], truth[others])  # fitted without the held-out dataset
+        result.update(metrics(labels[rows], predictions[rows], sorted(set(labels[rows]))),
+                      ece=expected_calibration_error(proba[scored], truth[scored]),
+                      ece_calibrated=expected_calibration_error(temper(proba[scored], nested), truth[scored]),
+                      temperature_without_it=nested)
     pooled = metrics(labels[tested], predictions[tested], classes)
     accuracies = [float(r["accuracy"]) for r in per_dataset.values()]
-    return {
+    summary = {
         **pooled, "protocol": "leave-dataset-out", "per_dataset": per_dataset,
         "accuracy_mean": float(np.mean(accuracies)), "accuracy_min": float(np.min(accuracies)),
-        "accuracy_pooled": pooled["accuracy"], "seed": seed, **recipe.describe(),
-        "seconds": round(time.perf_counter() - started, 2),
+        "accuracy_pooled": pooled["accuracy"], "temperature": temperature,
+        "ece_pooled": expected_calibration_error(proba[faces], truth[faces]),
+        "ece_pooled_calibrated": expected_calibration_error(temper(proba[faces], temperature), truth[faces]),
+        "seed": seed, **recipe.describe(), "seconds": round(time.perf_counter() - started, 2),
     }
+    return summary, {"proba": proba, "labels": labels.astype(str), "held_out": held_out.astype(str),
+                     "emotions": np.array(EMOTIONS)}

@@ -304,8 +304,9 @@ class CnnClassifier:
         x = self.to_tensor(crops)
         if x.shape[-1] != self.input_size or x.shape[-2] != self.input_size:
             raise ValueError(f"crops must be {self.input_size}x{self.input_size}, got {tuple(x.shape[-2:])}")
+        temperature = float(self.header.get("temperature", 1.0))
         out = [
-            F.softmax(self.model(x[i : i + batch_size].to(self.device)).float(), dim=1).cpu()
+            F.softmax(self.model(x[i : i + batch_size].to(self.device)).float() / temperature, dim=1).cpu()
             for i in range(0, len(x), batch_size)
         ]
         return torch.cat(out).numpy() if out else np.zeros((0, len(self.labels)), np.float32)

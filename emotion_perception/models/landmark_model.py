@@ -12,6 +12,7 @@ import numpy as np
 
 from emotion_perception import features
 from emotion_perception.core.types import Face
+from emotion_perception.models.calibration import temper
 from emotion_perception.models.forest import FlatForest, load_forest, save_forest, train_forest
 
 DEFAULT_MODEL = "default_forest.npz"
@@ -69,14 +70,20 @@ class EmotionModel:
             return self.predict_features(features.compute(self.feature_set, landmarks, grays))
         return self.predict_features(*features.compute_with_mirrored(self.feature_set, landmarks, grays))
 
+    @property
+    def temperature(self) -> float:
+        """The calibration temperature of the scores (1.0: as the forest votes; see `models.calibration`)."""
+        return float(self.header.get("temperature", 1.0))
+
     def predict_features(self, x: np.ndarray, x_mirrored: np.ndarray | None = None) -> np.ndarray:
         """Probabilities from precomputed feature rows (and, for mirror models, their mirrored rows)."""
         if not self.mirror:
-            return self.forest.predict_proba(x)
+            return temper(self.forest.predict_proba(x), self.temperature)
         if x_mirrored is None:
             raise ValueError("a mirror model needs the mirrored feature rows too")
         proba = self.forest.predict_proba(np.vstack([x, x_mirrored]))
-        return (proba[: len(x)] + proba[len(x):]) / 2
+        return temper((proba[: len(x)] + proba[len(x):]) / 2, self.temperature)
+
 
 def fit_model(
     landmarks: np.ndarray,
