@@ -146,7 +146,7 @@ def test_bag_evaluate_predicts_what_the_pipeline_says_on_the_images(bag: Path, e
     assert [t for t, _ in messages["/emotion/detail"]] == sorted(direct)
     labels = [(t, m.data) for t, m in messages["/emotion"]]
     assert labels == [(s, direct[s][0]) for s in sorted(direct) if direct[s][0] is not None]
-    assert all(d["version"] == 1 and d["model"].startswith("landmark_forest:") for d in details)
+    assert all(d["version"] == 2 and d["model"].startswith("landmark_forest:") for d in details)
 
 
 def test_bag_evaluate_attacks_every_frame_before_classifying(bag: Path, tmp_path: Path):

@@ -37,7 +37,7 @@ def node(ros_context, tmp_path_factory):
 
 def test_happy_face_gives_happy_with_the_source_stamp_and_frame_id(node):
     detail = node.answer(happy_frame(), frame_id="head_camera_optical")
-    assert detail["version"] == 1 and detail["frame_id"] == "head_camera_optical"
+    assert detail["version"] == 2 and detail["frame_id"] == "head_camera_optical"
     assert detail["model"].startswith("landmark_forest")
     assert detail["image"] == {"width": 640, "height": 480}
     assert len(detail["faces"]) == 1

@@ -31,7 +31,7 @@ def node(ros_context, tmp_path_factory):
 
 def test_happy_face_gives_happy_on_the_resnet_topics_with_stamp_and_frame_id(node):
     detail = node.answer(happy_frame(), frame_id="head_camera_optical")
-    assert detail["version"] == 1 and detail["frame_id"] == "head_camera_optical"
+    assert detail["version"] == 2 and detail["frame_id"] == "head_camera_optical"
     assert detail["model"].startswith("cnn_small_resnet")
     [face] = detail["faces"]
     assert face["label"] == "happy" and face["confidence"] == max(face["scores"].values())

@@ -7,7 +7,23 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-DETAIL_VERSION = 1
+from emotion_perception.core.types import FacePrediction
+
+DETAIL_VERSION = 2
+
+
+def face_entries(ids: list[int], predictions: list[FacePrediction], min_confidence: float = 0.0,
+                 with_landmarks: bool = False, frame_labels: list[str] | None = None) -> list[dict[str, Any]]:
+    """The `faces` of a detail document: id, box, label, confidence, scores (landmarks on request), `uncertain`
+    when the confidence is below `min_confidence`, and `frame_label` (this frame's own label) when the scores are
+    smoothed over frames."""
+    entries = []
+    for k, (face_id, face) in enumerate(zip(ids, predictions)):
+        entry = {"id": face_id, **face.to_json(with_landmarks), "uncertain": face.confidence < min_confidence}
+        if frame_labels is not None:
+            entry["frame_label"] = frame_labels[k]
+        entries.append(entry)
+    return entries
 
 
 def detail_json(

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from emotion_perception.core.detail import detail_json
+from emotion_perception.core.detail import detail_json, face_entries
 from emotion_perception.core.errors import BagError, FrameError
 from emotion_perception.core.faces import FaceDetector
 from emotion_perception.core.frames import frame_to_gray
@@ -164,7 +164,7 @@ def _process(frame: BagFrame, index: int, classifier: FrameClassifier,
         ids, predictions = classifier.classify(*fields)
     except FrameError:
         return None
-    entries = [{"id": face_id, **face.to_json(False)} for face_id, face in zip(ids, predictions)]
+    entries = face_entries(ids, predictions)
     document = detail_json(frame.header, classifier.name, (frame.width, frame.height), entries, None,
                            (time.perf_counter() - start) * 1000)
     return document, (predictions[0].label if predictions else None)

@@ -22,11 +22,13 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
 from emotion_perception.core.annotate import draw_faces
+from emotion_perception.core.detail import face_entries
 from emotion_perception.core.errors import EmotionPerceptionError, ImageError
 from emotion_perception.core.faces import FaceDetector
 from emotion_perception.core.landmarks import LandmarkPredictor
 from emotion_perception.core.params import ParamSpec
 from emotion_perception.core.pipeline import classify_camera_frame
+from emotion_perception.core.smoothing import ScoreSmoother
 from emotion_perception.core.tracking import FaceTracker
 from emotion_perception.core.types import Classifier, FacePrediction
 from emotion_perception.models.shipped import detail_name
@@ -61,6 +63,7 @@ class ClassifierNode(LifecycleNode):
         self._configured = False
         self._active = False
         self._tracker: FaceTracker | None = None
+        self._smoother = ScoreSmoother(self.params["smoothing_time"])
         self.model: Classifier | None = None
         self._model_file = ""
         self._worker: NewestFrameWorker | None = None
@@ -180,6 +183,8 @@ class ClassifierNode(LifecycleNode):
                 self.get_logger().info(f"parameter {parameter.name} = {parameter.value!r}")
         if self._tracker is not None:
             self._tracker.apply_params(self.params)
+        if self._smoother.time_constant != self.params["smoothing_time"]:
+            self._smoother = ScoreSmoother(self.params["smoothing_time"])
 
     # --- frames ------------------------------------------------------------------------------------
 
@@ -201,6 +206,7 @@ class ClassifierNode(LifecycleNode):
             return
         if gray.shape != self._last_shape:
             tracker.reset()
+            self._smoother.reset()
             self._last_shape = gray.shape
         ids, predictions = classify_camera_frame(tracker, model, gray, p["max_processing_width"])
         height, width = gray.shape
@@ -212,19 +218,20 @@ class ClassifierNode(LifecycleNode):
         now = self.get_clock().now().nanoseconds
         stamp = stamp_ns(msg.header.stamp)
         latency = (now - stamp) / 1e6 if now > 0 and stamp > 0 else None
-        entries = [{"id": face_id, **face.to_json(p["publish_landmarks"])}
-                   for face_id, face in zip(ids, predictions)]
+        frame_labels = [face.label for face in predictions] if p["smoothing_time"] > 0 else None
+        predictions = self._smoother.update(stamp / 1e9 if stamp > 0 else time.monotonic(), ids, predictions)
+        entries = face_entries(ids, predictions, p["min_confidence"], p["publish_landmarks"], frame_labels)
         self.annotate(entries, predictions)
         processing = (time.perf_counter() - start) * 1000
         detail = detail_json(msg.header, detail_name(self.model), (width, height), entries, latency, processing)
         pubs = self._pubs
-        if predictions:
+        if predictions and not entries[0]["uncertain"]:
             pubs["emotion"].publish(String(data=predictions[0].label))
         pubs["detail"].publish(String(data=detail))
         if p["publish_debug_image"]:
             bgr = image_to_bgr(msg, p["max_image_pixels"])
             pubs["debug"].publish(image_message(draw_faces(bgr, zip(ids, predictions)), msg.header))
-        self._stats.frame_done(processing, latency, len(predictions))
+        self._stats.frame_done(processing, latency, len(predictions), sum(e["uncertain"] for e in entries))
 
     def _on_worker_error(self, error: BaseException) -> None:
         self._stats.frame_failed(f"{type(error).__name__}: {error}", bad_frame=False)

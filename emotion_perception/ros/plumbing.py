@@ -177,12 +177,14 @@ class ProcessingStats:
         self.errors = 0
         self.last_error = ""
         self.faces = 0
+        self.uncertain_faces = 0
         self._mark = (time.monotonic(), 0, 0)
 
-    def frame_done(self, processing_ms: float, latency_ms: float | None, faces: int) -> None:
+    def frame_done(self, processing_ms: float, latency_ms: float | None, faces: int, uncertain: int = 0) -> None:
         with self._lock:
             self.processed += 1
             self.faces = faces
+            self.uncertain_faces += uncertain
             self._processing.append(processing_ms)
             if latency_ms is not None:
                 self._latency.append(latency_ms)
@@ -211,7 +213,7 @@ class ProcessingStats:
                 "processing_p50_ms": _percentile(processing, 50),
                 "processing_p99_ms": _percentile(processing, 99),
                 "processed_frames": self.processed, "faces": self.faces, "bad_frames": self.bad_frames,
-                "errors": self.errors, "last_error": self.last_error,
+                "errors": self.errors, "last_error": self.last_error, "uncertain_faces": self.uncertain_faces,
             }
 
 

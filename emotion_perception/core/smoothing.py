@@ -1,0 +1,59 @@
+"""Steady labels on video: per followed face, an exponential moving average of the class scores over time, so
+that the label does not flicker between frames of one expression.
+
+A new frame weighs 1 - exp(-dt / time_constant), with dt the time between the face's frames (from their header
+stamps): the average forgets at the same speed whatever the frame rate or the frames dropped. A face not seen for
+`forget_after` time constants, or whose stamps run backwards (a replay looping), starts anew.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from emotion_perception.core.types import FacePrediction
+
+
+@dataclass
+class _Track:
+    stamp: float
+    scores: np.ndarray
+
+
+class ScoreSmoother:
+    """Smooths the predictions of faces by their ids; `time_constant` 0 passes them through unchanged."""
+
+    def __init__(self, time_constant: float, forget_after: float = 10.0) -> None:
+        if time_constant < 0:
+            raise ValueError(f"time constant must be >= 0, got {time_constant}")
+        self.time_constant = float(time_constant)
+        self.forget_after = forget_after
+        self._tracks: dict[int, _Track] = {}
+
+    def reset(self) -> None:
+        self._tracks = {}
+
+    def update(self, stamp: float, ids: list[int], predictions: list[FacePrediction]) -> list[FacePrediction]:
+        """The predictions of one frame (stamp in seconds) with each face's scores averaged over its past frames."""
+        if self.time_constant == 0:
+            return predictions
+        out = []
+        for face_id, prediction in zip(ids, predictions):
+            labels = list(prediction.scores)
+            scores = np.array([prediction.scores[label] for label in labels])
+            track = self._tracks.get(face_id)
+            dt = None if track is None else stamp - track.stamp
+            if dt is not None and 0 <= dt <= self.forget_after * self.time_constant:
+                weight = 1.0 - np.exp(-dt / self.time_constant)
+                scores = track.scores + weight * (scores - track.scores)
+            self._tracks[face_id] = _Track(stamp, scores)
+            best = int(scores.argmax())
+            out.append(replace(prediction, label=labels[best], confidence=float(scores[best]),
+                               scores=dict(zip(labels, scores.tolist()))))
+        self._forget(stamp)
+        return out
+
+    def _forget(self, stamp: float) -> None:
+        horizon = self.forget_after * self.time_constant
+        self._tracks = {i: t for i, t in self._tracks.items() if 0 <= stamp - t.stamp <= horizon}
