@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "explain",
     "trials",
     "calibrate",
+    "flicker",
 )
 
 

@@ -63,7 +63,7 @@ class ClassifierNode(LifecycleNode):
         self._configured = False
         self._active = False
         self._tracker: FaceTracker | None = None
-        self._smoother = ScoreSmoother(self.params["smoothing_time"])
+        self._smoother = ScoreSmoother(self.params["smoothing_time"], self.params["label_hysteresis"])
         self.model: Classifier | None = None
         self._model_file = ""
         self._worker: NewestFrameWorker | None = None
@@ -184,7 +184,7 @@ class ClassifierNode(LifecycleNode):
         if self._tracker is not None:
             self._tracker.apply_params(self.params)
         if self._smoother.time_constant != self.params["smoothing_time"]:
-            self._smoother = ScoreSmoother(self.params["smoothing_time"])
+            self._smoother = ScoreSmoother(self.params["smoothing_time"], self.params["label_hysteresis"])
 
     # --- frames ------------------------------------------------------------------------------------
 
@@ -218,7 +218,8 @@ class ClassifierNode(LifecycleNode):
         now = self.get_clock().now().nanoseconds
         stamp = stamp_ns(msg.header.stamp)
         latency = (now - stamp) / 1e6 if now > 0 and stamp > 0 else None
-        frame_labels = [face.label for face in predictions] if p["smoothing_time"] > 0 else None
+        smoothing = p["smoothing_time"] > 0 or p["label_hysteresis"] > 0
+        frame_labels = [face.label for face in predictions] if smoothing else None
         predictions = self._smoother.update(stamp / 1e9 if stamp > 0 else time.monotonic(), ids, predictions)
         entries = face_entries(ids, predictions, p["min_confidence"], p["publish_landmarks"], frame_labels)
         self.annotate(entries, predictions)

@@ -13,7 +13,8 @@ from emotion_perception.data.sources import OUTPUT_ENCODINGS, SOURCE_TYPES
 RELIABILITY = ParamSpec("reliability", "best_effort", "QoS reliability of the image subscription (match the camera "
                         "driver or bag player)", choices=("best_effort", "reliable"))
 DIAGNOSTICS_PERIOD = ParamSpec("diagnostics_period", 1.0, "seconds between /diagnostics messages", 0.1, 60.0)
-SMOOTHING_TIME = 0.5  # s: chosen by the flicker measurement in docs/models.md
+SMOOTHING_TIME = 0.05  # s: chosen with LABEL_HYSTERESIS by the flicker measurement in docs/models.md
+LABEL_HYSTERESIS = 0.1
 MIN_CONFIDENCE = 0.0  # off by default; see docs/models.md for the precision each threshold buys
 LANDMARK_MODEL = ParamSpec("landmark_model_path", "", "dlib 68-point shape predictor (.dat); empty: "
                            "face_recognition_models'", must_exist=True)
@@ -21,6 +22,9 @@ OUTPUTS = (
     ParamSpec("smoothing_time", SMOOTHING_TIME, "time constant (s) of each followed face's score average over frames "
               "(0: every frame on its own); emotion/detail keeps the frame's own label in frame_label", 0.0, 10.0,
               tunable=True),
+    ParamSpec("label_hysteresis", LABEL_HYSTERESIS, "a followed face keeps its label until another class's "
+              "(smoothed) score beats it by this much, so that two classes in a near tie do not take turns", 0.0,
+              0.9, tunable=True),
     ParamSpec("min_confidence", MIN_CONFIDENCE, "faces whose (calibrated, smoothed) confidence is below this are "
               "marked uncertain in emotion/detail, and emotion is not published for an uncertain largest face",
               0.0, 1.0, tunable=True),
