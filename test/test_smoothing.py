@@ -49,3 +49,11 @@ def test_faces_are_smoothed_apart_and_forgotten_when_gone():
     again = smoother.update(5.0, [1], [face(0.2)])  # face 1 unseen for 10 time constants: starts anew
     assert again[0].scores["happy"] == pytest.approx(0.2)
     assert smoother.update(1.0, [1], [face(0.9)])[0].scores["happy"] == pytest.approx(0.9)  # stamps ran back
+
+
+def test_hysteresis_keeps_a_label_through_a_near_tie_and_lets_a_clear_change_through():
+    near_tie = [0.6] + [0.48, 0.53] * 30  # after a clear start, two classes in a near tie take turns
+    assert flips(labels(ScoreSmoother(0.0), near_tie, 30)) > 50
+    assert flips(labels(ScoreSmoother(0.0, hysteresis=0.1), near_tie, 30)) == 0
+    clear = labels(ScoreSmoother(0.0, hysteresis=0.1), [0.6] * 5 + [0.3] * 5, 30)
+    assert clear == ["happy"] * 5 + ["sadness"] * 5  # 0.7 beats 0.3 by more than 0.1: switched at once
