@@ -62,6 +62,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     forest.add_argument("--out", required=True, help="output model file (.npz)")
     forest.set_defaults(func=run_forest)
     add_cnn_train_parser(kinds)
+    visibility = kinds.add_parser("visibility", help="the visibility and tamper checks (covered face regions, "
+                                  "pixel artefacts) on clean faces and synthetic occluders")
+    add_data_args(visibility)
+    add_analyzer_args(visibility)
+    visibility.add_argument("--false-positive-rate", type=float, default=0.005,
+                            help="share of held-out clean faces each check may flag (default 0.005)")
+    visibility.add_argument("--seed", type=int, default=0)
+    visibility.add_argument("--out", required=True, help="output model file (.npz)")
+    visibility.set_defaults(func=run_visibility)
 
 
 def run_forest(args: argparse.Namespace) -> int:
@@ -89,4 +98,24 @@ def run_forest(args: argparse.Namespace) -> int:
     model.save(args.out)
     print(f"saved {args.out}: {model.forest.n_trees} trees, depth {model.forest.depth}, "
           f"{int(found.sum())} faces, classes {', '.join(model.labels)}")
+    return 0
+
+
+def run_visibility(args: argparse.Namespace) -> int:
+    from emotion_perception.experiments.visibility import fit_visibility
+
+    if not args.out.endswith(".npz"):
+        raise CommandError(f"--out must end in .npz, got {args.out}")
+    if not 0 < args.false_positive_rate < 0.5:
+        raise CommandError(f"--false-positive-rate must be in (0, 0.5), got {args.false_positive_rate}")
+    analyzer, cache = make_analyzer(args), make_cache(args)
+    data = [with_landmarks(load_datasets([spec]), analyzer, cache, not args.quiet) for spec in args.data]
+    header = {"name": "visibility", "recipe": " ".join(["emotion-perception", *sys.argv[1:]]), "data": args.data,
+              "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+              "sklearn": sklearn.__version__}
+    model = fit_visibility(data, args.false_positive_rate, seed=args.seed, header=header)
+    model.save(args.out)
+    thresholds = ", ".join(f"{k} {v:.3f}" for k, v in model.thresholds.items())
+    print(f"saved {args.out}: {model.header['n_train_examples']} training examples, thresholds {thresholds}, "
+          f"artefact threshold {model.header['artefact_threshold']:.3f}")
     return 0
