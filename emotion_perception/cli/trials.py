@@ -4,8 +4,6 @@ folder: report.md, results.json, results.csv and PNG plots. Finished cells are k
 from __future__ import annotations
 
 import argparse
-import shlex
-import sys
 from pathlib import Path
 
 from emotion_perception.cli.common import add_analyzer_args, make_analyzer, make_cache, write_json
@@ -97,12 +95,11 @@ def run(args: argparse.Namespace) -> int:
     except TrialError as error:
         raise CommandError(str(error)) from None
     summary = summarize(run_result)
-    command = " ".join(["emotion-perception", *map(shlex.quote, sys.argv[1:])])
-    summary["meta"]["command"] = command
+    summary["meta"]["command"] = args.command_line
     write_json(out / "results.json", summary)
     write_csv(out / "results.csv", summary)
     plots = write_plots(out, summary)
-    write_text_atomic(out / "report.md", report_markdown(summary, command, plots))
+    write_text_atomic(out / "report.md", report_markdown(summary, args.command_line, plots))
     print_table(summary)
     print(f"report: {out / 'report.md'} ({summary['meta']['wall_seconds']:.1f} s, "
           f"{summary['meta']['cells_computed']} cells computed, {summary['meta']['cells_reused']} reused)")
