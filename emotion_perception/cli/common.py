@@ -14,6 +14,7 @@ from emotion_perception.core.faces import FaceDetector
 from emotion_perception.core.landmarks import LandmarkPredictor
 from emotion_perception.core.pipeline import FaceAnalyzer
 from emotion_perception.data.landmark_cache import LandmarkCache
+from emotion_perception.models.balance import BALANCES
 
 
 def add_data_args(parser: argparse.ArgumentParser, required: bool = True) -> None:
@@ -22,6 +23,14 @@ def add_data_args(parser: argparse.ArgumentParser, required: bool = True) -> Non
         help="dataset folder (<class>/<image>, optional manifest.csv); repeat to mix; "
         "DIR:neutral,happy keeps only those classes, DIR@train only the manifest's train rows",
     )
+
+
+def add_balance_arg(parser: argparse.ArgumentParser) -> None:
+    """`--balance`, shared by both model kinds (each has its own default: the shipped recipe's)."""
+    parser.add_argument("--balance", default=None, choices=BALANCES,
+                        help="how training draws its examples: 'equal' every dataset and every class within it the "
+                        "same share, 'sqrt' by the square roots of their sizes, 'none' as they come (default: "
+                        "forest equal, CNN sqrt)")
 
 
 def add_analyzer_args(parser: argparse.ArgumentParser) -> None:

@@ -12,6 +12,7 @@ import numpy as np
 from emotion_perception.cli.cnn_commands import add_cnn_args, cnn_settings, resolve_device_line
 from emotion_perception.cli.common import (
     add_analyzer_args,
+    add_balance_arg,
     add_data_args,
     make_analyzer,
     make_cache,
@@ -67,6 +68,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "dataset, for calibration and fusion")
     add_analyzer_args(parser)
     add_forest_args(parser)
+    add_balance_arg(parser)
     add_cnn_args(parser.add_argument_group("CNN options (--model-kind cnn)"))
     parser.set_defaults(func=run)
 
@@ -122,7 +124,7 @@ def make_recipe(args: argparse.Namespace, kind: str, dataset: FaceDataset, model
     """What fresh models of `kind` (or the saved `model`) read of `dataset`, computed now."""
     analyzer = make_analyzer(args)
     if kind == "forest":
-        settings = forest_settings(args) if model is None else ForestSettings(model.feature_set, mirror=model.mirror)
+        settings = forest_settings(args) if model is None else ForestSettings.like(model)
         return ForestRecipe(settings, with_landmarks(dataset, analyzer, make_cache(args), not args.quiet))
     if model is None:
         settings = replace(cnn_settings(args), seed=args.seed)
