@@ -13,6 +13,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -109,6 +110,11 @@ class Processes:
             if done(result) or time.monotonic() > deadline:
                 return result
             time.sleep(0.5)
+
+    def together(self, *calls: Callable[[], subprocess.CompletedProcess]) -> list[subprocess.CompletedProcess]:
+        """Independent commands run at the same time (each `ros2` command spends seconds starting up)."""
+        with ThreadPoolExecutor(len(calls)) as pool:
+            return list(pool.map(lambda call: call(), calls))
 
     def kill_all(self) -> None:
         for process in self.started:

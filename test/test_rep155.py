@@ -81,28 +81,27 @@ def run_probe(processes, *args: str) -> dict:
 
 
 def start_node(processes, namespace: str, **params: str) -> object:
+    """The landmark node in the overlay's environment (the probe, started next, waits for it to listen)."""
     words = [sys.executable, "-m", NODE, "--ros-args", "-r", f"__ns:={namespace}", "-p", "reliability:=reliable"]
     for name, value in params.items():
         words += ["-p", f"{name}:={value}"]
-    node = processes.start(words, "node")
-    node.wait_for(r"active: listening on", 120)
-    return node
+    return processes.start(words, "node")
 
 
 def test_rep155_landmark_node_publishes_tracked_faces_their_regions_and_expressions(processes):
     node = start_node(processes, "/rep155")
-    assert "REP-155: publishing /humans/faces/tracked" in node.log()
     got = run_probe(processes, "camera", "/rep155")
+    assert "REP-155: publishing /humans/faces/tracked" in node.log()
     received = got["received"]
     tracked = received["/humans/faces/tracked"]
     with_face = [m for m in tracked if m["sec"] < 200]
-    assert len(with_face) >= 10 and all(m["frame_id"] == "head_camera" for m in tracked), tracked
+    assert len(with_face) >= 6 and all(m["frame_id"] == "head_camera" for m in tracked), tracked
     ids = {face for m in with_face for face in m["ids"]}
     assert len(ids) == 1 and re.fullmatch(r"f\d+", next(iter(ids))), with_face  # one face, one id, kept
     face = ids.pop()
     assert [m["ids"] for m in tracked if m["sec"] > 200][-1] == []  # gone with the face
     expressions = received[f"/humans/faces/{face}/expression"]
-    assert len(expressions) >= 5 and {m["sec"] for m in expressions} <= {m["sec"] for m in with_face}
+    assert len(expressions) >= 4 and {m["sec"] for m in expressions} <= {m["sec"] for m in with_face}
     for message in expressions:
         assert message["expression"] == "happy" and message["frame_id"] == "head_camera"
         assert message["valence"] > 0.5 and 0 < message["arousal"] < 1 and 0.3 < message["confidence"] <= 1
@@ -117,12 +116,12 @@ def test_rep155_landmark_node_publishes_tracked_faces_their_regions_and_expressi
 
 def test_rep155_ros4hri_input_gives_expressions_for_the_upstream_faces_with_their_ids(processes):
     node = start_node(processes, "/rep155_in", face_source="ros4hri")
-    assert "faces from ROS4HRI: /humans/faces/tracked and /humans/faces/<id>/cropped" in node.log()
     got = run_probe(processes, "upstream")
+    assert "faces from ROS4HRI: /humans/faces/tracked and /humans/faces/<id>/cropped" in node.log()
     received = got["received"]
     first, second = received["/humans/faces/a1b2c/expression"], received["/humans/faces/d3e4f/expression"]
-    assert len(first) >= 5 and len(second) >= 3, got
-    assert {m["sec"] for m in first} <= set(range(101, 117)) and {m["sec"] for m in second} <= set(range(201, 213))
+    assert len(first) >= 4 and len(second) >= 3, got
+    assert {m["sec"] for m in first} <= set(range(101, 111)) and {m["sec"] for m in second} <= set(range(201, 209))
     for message in first + second:
         assert message["expression"] == "happy" and message["frame_id"] == "head_camera"
         assert message["valence"] > 0.5 and 0.3 < message["confidence"] <= 1
