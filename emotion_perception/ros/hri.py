@@ -48,34 +48,38 @@ def expression_message(header: Any, prediction: FacePrediction) -> Any:
 
 class FacesOut:
     """Publishes the REP-155 topics of faces. With `tracked` false (the ros4hri input mode: the upstream detector
-    publishes the tracked list and the regions) only the expressions."""
+    publishes the tracked list and the regions) only the expressions, of the faces `keep` was last given."""
 
     def __init__(self, node: Node, tracked: bool = True) -> None:
         self._node = node
         self._tracked = node.create_publisher(IdsList, f"{FACES}/tracked", QOS_DEPTH) if tracked else None
-        self._faces: dict[str, dict[str, Any]] = {}
+        self._faces: dict[str, dict[str, Any]] = {}  # id -> its publishers
+        self._kept: set[str] = set()
         self._lock = threading.Lock()
 
     def publish(self, header: Any, ids: Sequence[str], predictions: Sequence[FacePrediction],
                 size: tuple[int, int] | None = None) -> None:
         """The faces of one image (ids and predictions in the same order); regions too when `size` (width, height)
-        is given. With the tracked list, faces not in `ids` are forgotten."""
+        is given. With the tracked list, the faces not in `ids` are forgotten."""
         if self._tracked is not None:
             self._tracked.publish(IdsList(header=header, ids=list(ids)))
             self.keep(ids)
-        for face, prediction in zip(ids, predictions):
-            publishers = self._publishers(face)
-            if size is not None:
-                xmin, ymin, xmax, ymax = normalized_roi(prediction.box, *size)
-                publishers["roi"].publish(NormalizedRegionOfInterest2D(header=header, xmin=xmin, ymin=ymin,
-                                                                       xmax=xmax, ymax=ymax, c=1.0))
-            publishers["expression"].publish(expression_message(header, prediction))
+        with self._lock:
+            for face, prediction in zip(ids, predictions):
+                if face not in self._kept:  # it left while its image was being classified
+                    continue
+                publishers = self._publishers(face)
+                if size is not None:
+                    xmin, ymin, xmax, ymax = normalized_roi(prediction.box, *size)
+                    publishers["roi"].publish(NormalizedRegionOfInterest2D(header=header, xmin=xmin, ymin=ymin,
+                                                                           xmax=xmax, ymax=ymax, c=1.0))
+                publishers["expression"].publish(expression_message(header, prediction))
 
     def keep(self, ids: Iterable[str]) -> None:
-        """Destroy the publishers of every face not in `ids`."""
+        """The faces now followed: the publishers of the others are destroyed."""
         with self._lock:
-            gone = set(self._faces) - set(ids)
-            for face in gone:
+            self._kept = set(ids)
+            for face in set(self._faces) - self._kept:
                 for publisher in self._faces.pop(face).values():
                     self._node.destroy_publisher(publisher)
 
@@ -86,13 +90,13 @@ class FacesOut:
             self._tracked = None
 
     def _publishers(self, face: str) -> dict[str, Any]:
-        with self._lock:
-            if face not in self._faces:
-                create = self._node.create_publisher
-                self._faces[face] = {"expression": create(Expression, f"{FACES}/{face}/expression", QOS_DEPTH)}
-                if self._tracked is not None:
-                    self._faces[face]["roi"] = create(NormalizedRegionOfInterest2D, f"{FACES}/{face}/roi", QOS_DEPTH)
-            return self._faces[face]
+        """A face's publishers, made on its first image (call with the lock held)."""
+        if face not in self._faces:
+            create = self._node.create_publisher
+            self._faces[face] = {"expression": create(Expression, f"{FACES}/{face}/expression", QOS_DEPTH)}
+            if self._tracked is not None:
+                self._faces[face]["roi"] = create(NormalizedRegionOfInterest2D, f"{FACES}/{face}/roi", QOS_DEPTH)
+        return self._faces[face]
 
 
 class FacesIn:
