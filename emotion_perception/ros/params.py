@@ -33,6 +33,17 @@ OUTPUTS = (
               tunable=True),
 )
 
+HRI = (  # REP-155 / ROS4HRI (ros/hri.py)
+    ParamSpec("publish_hri", True, "publish the REP-155 (ROS4HRI) topics /humans/faces/tracked, "
+              "/humans/faces/<id>/roi and /humans/faces/<id>/expression, when hri_msgs is installed (a log line "
+              "on configure says whether it is)"),
+    ParamSpec("face_source", "detector", "where the faces come from: detector (the node's own, in image) or "
+              "ros4hri (an upstream ROS4HRI face detector: /humans/faces/tracked and each face's image, ids kept; "
+              "needs hri_msgs)", choices=("detector", "ros4hri")),
+    ParamSpec("hri_face_image", "cropped", "face_source ros4hri: the upstream face image classified, "
+              "/humans/faces/<id>/cropped or /humans/faces/<id>/aligned", choices=("cropped", "aligned")),
+)
+
 LANDMARK_NODE_PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("autostart", True, "configure and activate at start (without a lifecycle manager)"),
     RELIABILITY,
@@ -42,6 +53,7 @@ LANDMARK_NODE_PARAMS: tuple[ParamSpec, ...] = (
     DIAGNOSTICS_PERIOD,
     *FRAME_STEP_PARAMS,
     *OUTPUTS,
+    *HRI,
     ParamSpec("explain", False, "add to each face in emotion/detail the surrogate rule of its label that fires "
               "(named landmark measurements; see `emotion-perception explain`), or null", tunable=True),
     ParamSpec("rules_path", "", "rules file of the forest (rules.json of `emotion-perception explain`); empty: "
@@ -60,6 +72,7 @@ RESNET_NODE_PARAMS: tuple[ParamSpec, ...] = (
     DIAGNOSTICS_PERIOD,
     *FRAME_STEP_PARAMS,
     *OUTPUTS,
+    *HRI,
 )
 
 INJECTOR_PARAMS: tuple[ParamSpec, ...] = (
