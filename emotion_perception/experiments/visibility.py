@@ -14,7 +14,7 @@ from emotion_perception.core.types import Face
 from emotion_perception.data.face_data import CropData, LandmarkData, aligned_crop_data
 from emotion_perception.models.forest import FlatForest
 from emotion_perception.models.tamper import artefact_ratio
-from emotion_perception.models.visibility import CLASSES, CROP, REGIONS, VisibilityModel, region_statistics
+from emotion_perception.models.visibility import CLASSES, CROP, REGIONS, WINDOWS, VisibilityModel, region_statistics
 
 UPPER_KINDS = ("glasses", "eye_boxes")
 LOWER_KINDS = ("surgical_mask", "lower_box", "hand")
@@ -64,7 +64,7 @@ def fit_visibility(data: list[LandmarkData], false_positive_rate: float = 0.005,
         "artefact_threshold": float(np.quantile(held_artefacts, 1 - false_positive_rate)),
         "false_positive_rate": false_positive_rate, "n_train_examples": int(sum(len(r) for r in train_rows)),
         "n_clean_held_out": len(clean), "trees": trees, "max_depth": depth, "seed": seed,
-        "regions": {name: [[s.start, s.stop] for s in window] for name, window in REGIONS.items()},
+        "windows": {name: [[s.start, s.stop] for s in window] for name, window in WINDOWS.items()},
         "occluders": {"upper": list(UPPER_KINDS), "lower": list(LOWER_KINDS)},
     }
     model.thresholds = thresholds

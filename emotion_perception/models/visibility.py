@@ -25,6 +25,14 @@ REGIONS: dict[str, tuple[slice, slice]] = {
     "upper": (slice(6, 26), slice(4, 44)),
     "lower": (slice(27, 47), slice(6, 42)),
 }
+# Windows whose statistics the forest reads: the two regions, and the eyes and the mouth on their own (a box over
+# the eyes leaves the brows and forehead of the upper region in view).
+WINDOWS: dict[str, tuple[slice, slice]] = {
+    **REGIONS,
+    "left_eye": (slice(13, 25), slice(8, 22)),
+    "right_eye": (slice(13, 25), slice(26, 40)),
+    "mouth": (slice(31, 45), slice(13, 35)),
+}
 # The forest's classes: which regions are covered.
 CLASSES = ("none", "upper", "lower", "both")
 
@@ -34,15 +42,15 @@ def default_visibility_path() -> Path:
 
 
 def region_statistics(crop: np.ndarray) -> np.ndarray:
-    """Per region: contrast and texture relative to the whole crop, flat and saturated pixel shares, brightness
+    """Per window: contrast and texture relative to the whole crop, flat and saturated pixel shares, brightness
     offset, the strongest straight horizontal and vertical edges, smooth share; then the crop's own contrast and
-    texture (18 numbers)."""
+    texture (8 per window + 2 numbers)."""
     pixels = crop.astype(np.float32)
     laplacian = np.abs(cv2.Laplacian(pixels, cv2.CV_32F))
     gx, gy = np.abs(cv2.Sobel(pixels, cv2.CV_32F, 1, 0)), np.abs(cv2.Sobel(pixels, cv2.CV_32F, 0, 1))
     spread, texture = pixels.std() + 1.0, laplacian.mean() + 1.0
     out = []
-    for rows, cols in REGIONS.values():
+    for rows, cols in WINDOWS.values():
         region = pixels[rows, cols]
         out += [region.std() / spread, laplacian[rows, cols].mean() / texture,
                 float(np.mean(np.abs(region - np.median(region)) <= 2)),
