@@ -120,3 +120,25 @@ def test_train_visibility_cli_writes_a_loadable_model(tmp_path):
                  "--quiet", "--out", str(out)]) == 0
     model = VisibilityModel.load(out)
     assert model.header["false_positive_rate"] == 0.02 and "train visibility" in model.header["recipe"]
+
+
+def test_train_screen_leaves_out_the_eye_boxed_images_and_says_how_many(tmp_path, capsys):
+    face = astronaut_gray()
+    [found] = FaceAnalyzer().analyze(face)
+    root, rows = tmp_path / "data", ["path,label,subject"]
+    for label, shift in (("happy", 0), ("neutral", 25)):
+        (root / label).mkdir(parents=True)
+        for k in range(5):
+            image = np.clip(face.astype(int) + shift - 8 * k, 0, 255).astype(np.uint8)
+            boxed = label == "happy" and k < 2  # Type A: eye boxes on two images of one class
+            if boxed:
+                image = occlusion.occlude(image, found.landmarks, "eye_boxes", np.random.default_rng(k), fill=0)
+            cv2.imwrite(str(root / label / f"{k}.png"), image)
+            rows.append(f"{label}/{k}.png,{label},s{k}")
+    (root / "manifest.csv").write_text("\n".join(rows) + "\n")
+    out = tmp_path / "screened.npz"
+    assert main(["train", "--data", str(root), "--screen", "--n-estimators", "5", "--quiet", "--no-cache",
+                 "--out", str(out)]) == 0
+    assert "screening: 2 of 10 training faces flagged and left out" in capsys.readouterr().out
+    header = load_forest(out)[1]
+    assert header["screened_out"] == 2 and header["train_counts"] == {"happy": 3, "neutral": 5}

@@ -11,10 +11,18 @@ import sys
 import numpy as np
 import torch
 
-from emotion_perception.cli.common import add_analyzer_args, add_balance_arg, add_data_args, make_analyzer, make_cache
+from emotion_perception.cli.common import (
+    add_analyzer_args,
+    add_balance_arg,
+    add_data_args,
+    add_screen_args,
+    make_analyzer,
+    make_cache,
+    screened_out,
+)
 from emotion_perception.core.errors import CommandError
 from emotion_perception.data.datasets import dataset_names, load_datasets
-from emotion_perception.data.face_data import extract_crops
+from emotion_perception.data.face_data import extract_crops, with_landmarks
 from emotion_perception.models.cnn import ARCHS, INPUT_SIZES, resolve_device, save_cnn
 from emotion_perception.models.cnn_training import SCHEDULES, TrainSettings, train_cnn
 
@@ -57,6 +65,7 @@ def add_cnn_train_parser(train_subparsers: argparse._SubParsersAction) -> argpar
     add_analyzer_args(parser)
     add_cnn_args(parser)
     add_balance_arg(parser)
+    add_screen_args(parser)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--name", default=None, help="model name stored in the file")
     parser.add_argument("--checkpoints", default=None, metavar="DIR",
@@ -94,17 +103,21 @@ def run_train_cnn(args: argparse.Namespace) -> int:
         raise CommandError(f"--out must end in .pt, got {args.out}")
     settings = cnn_settings(args)
     dataset = load_datasets(args.data)
-    data = extract_crops(dataset, make_analyzer(args), settings.crop_spec, make_cache(args), settings.progress)
-    if not data.found.any():
+    analyzer, cache = make_analyzer(args), make_cache(args)
+    data = extract_crops(dataset, analyzer, settings.crop_spec, cache, settings.progress)
+    left_out = np.zeros(len(dataset), bool)
+    if args.screen:  # the check reads the faces' landmarks in image coordinates (cached)
+        left_out = screened_out(args, with_landmarks(dataset, analyzer, cache, settings.progress))
+    found = data.found & ~left_out
+    if not found.any():
         raise CommandError("no face found in any training image")
-    found = data.found
     labels = dataset.labels.astype(str)
     classes, counts = np.unique(labels[found], return_counts=True)
     header = {
         "name": args.name or f"cnn-{settings.arch}-{settings.input_size}",
         "recipe": args.command_line,
         "data": args.data, "train_counts": dict(zip(classes.tolist(), counts.tolist())),
-        "faces_not_found": int((~found).sum()),
+        "faces_not_found": int((~data.found).sum()), "screened_out": int(left_out.sum()),
     }
     result = train_cnn(data.crops[found], labels[found], settings, None, dataset.groups()[found],
                        data.landmarks[found], header, dataset_names(dataset)[found], args.checkpoints)

@@ -10,7 +10,15 @@ import numpy as np
 import sklearn
 
 from emotion_perception.cli.cnn_commands import add_cnn_train_parser
-from emotion_perception.cli.common import add_analyzer_args, add_balance_arg, add_data_args, make_analyzer, make_cache
+from emotion_perception.cli.common import (
+    add_analyzer_args,
+    add_balance_arg,
+    add_data_args,
+    add_screen_args,
+    make_analyzer,
+    make_cache,
+    screened_out,
+)
 from emotion_perception.core.errors import CommandError
 from emotion_perception.data.datasets import load_datasets
 from emotion_perception.data.face_data import with_landmarks
@@ -66,6 +74,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_analyzer_args(forest)
     add_forest_args(forest)
     add_balance_arg(forest)
+    add_screen_args(forest)
     forest.add_argument("--name", default=None, help="model name stored in the file")
     forest.add_argument("--out", required=True, help="output model file (.npz)")
     forest.set_defaults(func=run_forest)
@@ -86,7 +95,8 @@ def run_forest(args: argparse.Namespace) -> int:
         raise CommandError(f"--out must end in .npz, got {args.out}")
     settings = forest_settings(args)
     data = with_landmarks(load_datasets(args.data), make_analyzer(args), make_cache(args), not args.quiet)
-    found = data.extracted.found
+    left_out = screened_out(args, data)
+    found = data.extracted.found & ~left_out
     if not found.any():
         raise CommandError("no face found in any training image")
     labels = data.dataset.labels.astype(str)
@@ -97,7 +107,8 @@ def run_forest(args: argparse.Namespace) -> int:
         "recipe": args.command_line,
         "data": args.data,
         "train_counts": dict(zip(classes.tolist(), counts.tolist())),
-        "faces_not_found": int((~found).sum()),
+        "faces_not_found": int((~data.extracted.found).sum()),
+        "screened_out": int(left_out.sum()),
         "sklearn": sklearn.__version__,
         "python": platform.python_version(),
     }

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import numpy as np
 from sklearn.ensemble import RandomForestClassifier
+from tqdm import tqdm
 
 from emotion_perception.core import occlusion
 from emotion_perception.core.images import read_gray
 from emotion_perception.core.types import Face
 from emotion_perception.data.face_data import CropData, LandmarkData, aligned_crop_data
 from emotion_perception.models.forest import FlatForest
-from emotion_perception.models.tamper import artefact_ratio
+from emotion_perception.models.tamper import TamperCheck, artefact_ratio
 from emotion_perception.models.visibility import CLASSES, CROP, REGIONS, WINDOWS, VisibilityModel, region_statistics
 
 UPPER_KINDS = ("glasses", "eye_boxes")
@@ -37,6 +38,17 @@ def occluded_examples(crops: np.ndarray, landmarks: np.ndarray, rng: np.random.G
         rows.append(region_statistics(covered))
         classes.append(which)
     return np.array(rows), np.array(classes, dtype=object)
+
+
+def flag_tampered(data: LandmarkData, check: TamperCheck, progress: bool = True) -> np.ndarray:
+    """Per image of `data`: whether the tamper check flags its face (covered eyes or mouth, pixel artefacts);
+    False where no face was found."""
+    flags = np.zeros(len(data.dataset), bool)
+    found = np.flatnonzero(data.extracted.found)
+    for i in tqdm(found, desc=f"tamper check {data.dataset.name}", disable=not progress, leave=False):
+        face = Face.from_landmarks(data.extracted.landmarks[i])
+        flags[i] = check.assess(read_gray(data.dataset.paths[i]), [face])[0].flagged
+    return flags
 
 
 def fit_visibility(data: list[LandmarkData], false_positive_rate: float = 0.005, trees: int = 60,
