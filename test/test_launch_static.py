@@ -34,8 +34,9 @@ PARAMS_FILE = "/given/params.yaml"  # what the default params_file stands for in
 EVERYTHING_ON = {"use_source": "true", "use_landmark": "true", "use_resnet": "true", "use_scorer": "true"}
 # what the launch file sets itself, whatever the params file says: the scorer scores the classifiers that run, one
 # classifier publishes the REP-155 faces, the source waits for the nodes that read the camera
-SET_BY_LAUNCH = {"scorer_node": {"detail_topics"}, "resnet_emotion_node": {"publish_hri"},
-                 "image_source_node": {"wait_for_subscribers"}}
+SET_BY_LAUNCH = {"scorer_node": {"detail_topics", "wait_for_classifiers"}, "resnet_emotion_node": {"publish_hri"},
+                 "image_source_node": {"wait_for_subscribers", "wait_for_scorer"},
+                 "adversarial_injector_node": {"wait_for_subscribers"}}
 
 
 @cache
@@ -218,7 +219,7 @@ def not_given_problems(launch: ModuleType) -> list[str]:
         if not node["parameters"] or node["parameters"][0] != PARAMS_FILE:
             problems.append(f"{executable}: the params file is not the first parameters entry: {node['parameters']}")
     injector = simulate(launch, attack="fgsm")["adversarial_injector_node"]
-    if passed(injector) != {"attack": "fgsm"}:
+    if passed(injector) != {"attack": "fgsm", "wait_for_subscribers": 1}:  # the one classifier that runs
         problems.append(f"adversarial_injector_node with only attack given: {passed(injector)}")
     return problems
 
@@ -268,8 +269,15 @@ def wiring_problems(launch: ModuleType) -> list[str]:
         nodes = simulate(launch, use_source="true", **given)
         waits = passed(nodes["image_source_node"]).get("wait_for_subscribers")
         hri = passed(nodes.get("resnet_emotion_node", {"parameters": []})).get("publish_hri")
-        if (waits, hri) != (readers, resnet_hri):
-            problems.append(f"{given}: the source waits for {waits} readers, resnet publish_hri {hri}")
+        injector_waits = passed(nodes.get("adversarial_injector_node", {"parameters": []})).get(
+            "wait_for_subscribers")
+        if (waits, hri, injector_waits) != (readers, resnet_hri, 2 if "attack" in given else None):
+            problems.append(f"{given}: the source waits for {waits} readers, resnet publish_hri {hri}, "
+                            f"the injector waits for {injector_waits}")
+    scored = simulate(launch, use_source="true", use_scorer="true")
+    if (passed(scored["image_source_node"]).get("wait_for_scorer"),
+            passed(scored["scorer_node"]).get("wait_for_classifiers")) != (True, True):
+        problems.append("with a scorer the source does not wait for it, or it does not wait for the classifiers")
     if set(simulate(launch)) != {"landmark_emotion_node"}:
         problems.append(f"by default started {sorted(simulate(launch))}")
     spaced = simulate(launch, namespace="robot1", dds_profile="")["landmark_emotion_node"]
@@ -321,9 +329,10 @@ def test_given_arguments_override_the_params_file_with_the_specs_type():
     assert given_problems(launch) == []
     nodes = simulate(launch, use_source="true", use_scorer="true", loop="true", rate="15", source="0",
                      detect_every="1")
-    given = {"loop": True, "rate": 15.0, "source": "0", "wait_for_subscribers": 1}
+    given = {"loop": True, "rate": 15.0, "source": "0", "wait_for_subscribers": 1, "wait_for_scorer": True}
     assert passed(nodes["image_source_node"]) == given
-    assert passed(nodes["scorer_node"]) == {"source": "0", "detail_topics": ["emotion/detail"]}
+    assert passed(nodes["scorer_node"]) == {"source": "0", "detail_topics": ["emotion/detail"],
+                                            "wait_for_classifiers": True}
     assert passed(nodes["landmark_emotion_node"]) == {"detect_every": 1}
     assert nodes["image_source_node"]["parameters"] == [PARAMS_FILE, given]
 

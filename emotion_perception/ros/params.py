@@ -79,6 +79,8 @@ INJECTOR_PARAMS: tuple[ParamSpec, ...] = (
     *ATTACKER_PARAMS,
     replace(RELIABILITY, description="QoS reliability of the image subscription"),
     DIAGNOSTICS_PERIOD,
+    ParamSpec("wait_for_subscribers", 0, "subscribe image only once this many subscribers listen on "
+              "image_attacked (a source waiting for this node then waits for them too)", 0, 100),
 )
 
 SOURCE_NODE_PARAMS: tuple[ParamSpec, ...] = (
@@ -97,6 +99,7 @@ SOURCE_NODE_PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("exit_when_done", False, "exit with status 0 after the last frame when not looping"),
     ParamSpec("wait_for_subscribers", 0, "hold the first frame until this many subscribers listen on image",
               0, 100),
+    ParamSpec("wait_for_scorer", False, "also hold the first frame until a scorer listens on the ground truth"),
 )
 
 SCORER_NODE_PARAMS: tuple[ParamSpec, ...] = (
@@ -114,6 +117,8 @@ SCORER_NODE_PARAMS: tuple[ParamSpec, ...] = (
               "0: only on shutdown", 0.0, 3600.0),
     ParamSpec("exit_when_done", False, "exit with status 0 after writing the report"),
     ParamSpec("source", "", "what is being scored (e.g. the bag), written into the report"),
+    ParamSpec("wait_for_classifiers", False, "subscribe the ground truth only once every detail topic has a "
+              "publisher (a source with wait_for_scorer then starts when every classifier is seen)"),
     DIAGNOSTICS_PERIOD,
 )
 
