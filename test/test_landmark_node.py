@@ -16,6 +16,10 @@ from lifecycle_msgs.srv import ChangeState, GetState
 from ros_helpers import ClassifierSession, detail_for, image_msg, raw_image, start_node
 from rosgraph_msgs.msg import Clock
 
+from emotion_perception.core import occlusion
+from emotion_perception.core.faces import FaceDetector
+from emotion_perception.core.pipeline import FaceAnalyzer
+
 MODULE = "emotion_perception.ros.nodes.landmark_emotion_node"
 NODE = "landmark_emotion_node"
 
@@ -49,6 +53,22 @@ def test_happy_face_gives_happy_with_the_source_stamp_and_frame_id(node):
     assert "landmarks" not in face and isinstance(face["id"], int)
     assert detail["latency_ms"] is not None and detail["processing_ms"] > 0
     assert node.probe.spin_until(lambda: any(m.data == "happy" for m in node.emotions), 5)
+
+
+def test_each_face_says_what_covers_it_and_the_diagnostics_count_the_flagged(node):
+    """The tamper check in emotion/detail: the clean astronaut has occlusion scores and no flag; a black box over
+    her mouth and jaw (drawn from her landmarks) is flagged as a covered lower face, and /diagnostics counts it.
+    (A drawn surgical mask hides this face from dlib's detector altogether: no face, nothing to flag.)"""
+    clean = cv2.cvtColor(happy_frame(), cv2.COLOR_BGR2GRAY)
+    [face] = node.answer(clean)["faces"]
+    assert set(face["occlusion"]) == {"upper", "lower"} and face["tampered"]["flag"] is False
+    before = int(node.wait_diag(lambda d: "tampered_faces" in d)["tampered_faces"])
+    [found] = FaceAnalyzer(FaceDetector(upsample=1)).analyze(clean)
+    masked = occlusion.occlude(clean, found.landmarks, "lower_box", np.random.default_rng(0), fill=0)
+    [face] = node.answer(masked)["faces"]
+    assert face["tampered"]["flag"] is True and face["occlusion"]["lower"] > face["occlusion"]["upper"]
+    assert any("lower" in reason for reason in face["tampered"]["reasons"]), face["tampered"]
+    node.wait_diag(lambda d: int(d["tampered_faces"]) > before)
 
 
 def test_face_keeps_its_id_over_frames(node):

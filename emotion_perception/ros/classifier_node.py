@@ -17,6 +17,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
@@ -33,8 +34,9 @@ from emotion_perception.core.params import ParamSpec
 from emotion_perception.core.pipeline import EmotionPipeline, FaceAnalyzer, classify_camera_frame
 from emotion_perception.core.smoothing import ScoreSmoother
 from emotion_perception.core.tracking import FaceTracker
-from emotion_perception.core.types import Classifier, FacePrediction
+from emotion_perception.core.types import Classifier, Face, FacePrediction
 from emotion_perception.models.shipped import detail_name
+from emotion_perception.models.tamper import Assessment, TamperCheck
 from emotion_perception.ros import hri
 from emotion_perception.ros.plumbing import (
     NewestFrameWorker,
@@ -69,6 +71,8 @@ class ClassifierNode(LifecycleNode):
         self._tracker: FaceTracker | None = None
         self._smoother = ScoreSmoother(self.params["smoothing_time"], self.params["label_hysteresis"])
         self.model: Classifier | None = None
+        self._tamper: TamperCheck | None = None
+        self._tampered_faces = 0
         self._model_file = ""
         self._worker: NewestFrameWorker | None = None
         self._stats = ProcessingStats()
@@ -103,9 +107,10 @@ class ClassifierNode(LifecycleNode):
             detector = FaceDetector(p["upsample"], min_size=1, whole_image_fallback=False)
             self._tracker = FaceTracker(detector, LandmarkPredictor(p["landmark_model_path"] or None))
             self.model = self.load_model()
+            self._tamper = TamperCheck.load(p["visibility_model_path"] or None)
         except EmotionPerceptionError as error:
             self.get_logger().error(f"configure failed: {error}")
-            self._tracker = self.model = None
+            self._tracker = self.model = self._tamper = None
             return TransitionCallbackReturn.FAILURE
         self._tracker.apply_params(self.params)
         self._model_file = p["model_path"] or f"{self.SHIPPED} (shipped)"
@@ -175,7 +180,7 @@ class ClassifierNode(LifecycleNode):
         if self._hri is not None:
             self._hri.close()
         self._hri = self._crops = None
-        self._tracker = self.model = None
+        self._tracker = self.model = self._tamper = None
         self._configured = False
 
     def begin(self) -> bool:
@@ -227,11 +232,21 @@ class ClassifierNode(LifecycleNode):
             self._smoother.reset()
             self._last_shape = gray.shape
         ids, predictions = classify_camera_frame(tracker, model, gray, p["max_processing_width"])
+        checks = self._assess(gray, predictions)
         height, width = gray.shape
-        self._publish(msg, width, height, ids, predictions, start)
+        self._publish(msg, width, height, ids, predictions, start, checks)
+
+    def _assess(self, gray: np.ndarray, predictions: list[FacePrediction]) -> list[Assessment] | None:
+        """The tamper check of each face (check_tampering), counted in diagnostics; None when off."""
+        tamper = self._tamper
+        if tamper is None or not self.params["check_tampering"]:
+            return None
+        checks = tamper.assess(gray, [Face(face.box, face.landmarks) for face in predictions])
+        self._tampered_faces += sum(check.flagged for check in checks)
+        return checks
 
     def _publish(self, msg: Image, width: int, height: int, ids: list[int], predictions: list[FacePrediction],
-                 start: float) -> None:
+                 start: float, checks: list[Assessment] | None) -> None:
         p = self.params
         now = self.get_clock().now().nanoseconds
         stamp = stamp_ns(msg.header.stamp)
@@ -241,6 +256,8 @@ class ClassifierNode(LifecycleNode):
         predictions = self._smoother.update(stamp / 1e9 if stamp > 0 else time.monotonic(), ids, predictions)
         entries = face_entries(ids, predictions, p["min_confidence"], p["publish_landmarks"], frame_labels)
         self.annotate(entries, predictions)
+        for entry, check in zip(entries, checks or []):
+            entry.update(check.to_json())
         processing = (time.perf_counter() - start) * 1000
         detail = detail_json(msg.header, detail_name(self.model), (width, height), entries, latency, processing)
         pubs = self._pubs
@@ -316,7 +333,7 @@ class ClassifierNode(LifecycleNode):
         figures["dropped_frames"] = worker.dropped if worker else 0
         since = None if self._last_input is None else time.monotonic() - self._last_input
         extra = {"model_file": self._model_file, **self.describe(), "detect_every": self.params["detect_every"],
-                 "received_frames": received}
+                 "received_frames": received, "tampered_faces": self._tampered_faces}
         stale = max(5.0, 3 * self.params["diagnostics_period"])
         state = "active" if self._active else "inactive"
         status = diagnostic_status(f"{self.get_fully_qualified_name()}: {self.TITLE}", state, figures, extra, stale,

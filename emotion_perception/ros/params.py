@@ -44,6 +44,14 @@ HRI = (  # REP-155 / ROS4HRI (ros/hri.py)
               "/humans/faces/<id>/cropped or /humans/faces/<id>/aligned", choices=("cropped", "aligned")),
 )
 
+TAMPER = (  # models/tamper.py
+    ParamSpec("check_tampering", True, "add to each face in emotion/detail `occlusion` (probability that the upper "
+              "and the lower face are covered) and `tampered` (score, flag at 1, reasons): boxes, masks, added "
+              "noise, image-scaling camouflage; counted in /diagnostics as tampered_faces", tunable=True),
+    ParamSpec("visibility_model_path", "", "visibility model of the tamper check (.npz of `emotion-perception "
+              "train visibility`); empty: the shipped one", must_exist=True),
+)
+
 LANDMARK_NODE_PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("autostart", True, "configure and activate at start (without a lifecycle manager)"),
     RELIABILITY,
@@ -53,6 +61,7 @@ LANDMARK_NODE_PARAMS: tuple[ParamSpec, ...] = (
     DIAGNOSTICS_PERIOD,
     *FRAME_STEP_PARAMS,
     *OUTPUTS,
+    *TAMPER,
     *HRI,
     ParamSpec("explain", False, "add to each face in emotion/detail the surrogate rule of its label that fires "
               "(named landmark measurements; see `emotion-perception explain`), or null", tunable=True),
@@ -72,6 +81,7 @@ RESNET_NODE_PARAMS: tuple[ParamSpec, ...] = (
     DIAGNOSTICS_PERIOD,
     *FRAME_STEP_PARAMS,
     *OUTPUTS,
+    *TAMPER,
     *HRI,
 )
 
