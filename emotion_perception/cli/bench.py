@@ -77,6 +77,8 @@ def print_table(r: dict[str, Any]) -> None:
     print(f"CNN ({r['cnn_arch']} {r['cnn_input_size']}px on {r['cnn_device']}, {r['cnn_threads']} thread(s)): "
           f"batch 1 {r['cnn_ms_p50']:.2f} ms per face (p90 {r['cnn_ms_p90']:.2f}), batch 64 "
           f"{r['cnn_faces_per_s_batch64']:.0f} faces/s")
+    print(f"tamper check per face: {r['tamper_ms_p50']:.3f} ms, of which the visibility estimate "
+          f"{r['visibility_ms_p50']:.3f} ms")
     if r.get("rule_ms_p50") is not None:
         print(f"explanation rule per face (named measurements + fired rule): {r['rule_ms_p50']:.3f} ms, "
               f"of which the rule itself {r['rule_only_ms_p50']:.4f} ms")

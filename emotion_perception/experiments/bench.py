@@ -264,17 +264,30 @@ def bench_rules(ctx: Context, repeats: int = 300) -> dict[str, Any]:
     landmarks = FaceAnalyzer(FaceDetector(whole_image_fallback=False), ctx.predictor).analyze(gray)[0].landmarks
     label = ctx.model.labels[int(ctx.model.predict_landmarks(landmarks, [gray])[0].argmax())]
     values = named_measurements(landmarks)[1][0]
+    return {"rule_ms_p50": _p50_ms(lambda: named_rules_for_faces(rules, [landmarks], [label]), repeats),
+            "rule_only_ms_p50": _p50_ms(lambda: rules.fired(values, label), repeats)}
 
-    def p50_ms(function: Callable[[], Any]) -> float:
-        times = []
-        for _ in range(repeats + 1):
-            t0 = time.perf_counter()
-            function()
-            times.append(time.perf_counter() - t0)
-        return float(np.percentile(times[1:], 50) * 1000)
 
-    return {"rule_ms_p50": p50_ms(lambda: named_rules_for_faces(rules, [landmarks], [label])),
-            "rule_only_ms_p50": p50_ms(lambda: rules.fired(values, label))}
+def bench_tamper(ctx: Context, repeats: int = 300) -> dict[str, Any]:
+    """Per-face time of the classifier nodes' tamper check (check_tampering): the whole check, and the visibility
+    estimate alone (aligned crop, region statistics, visibility forest)."""
+    from emotion_perception.models.tamper import TamperCheck
+
+    check = TamperCheck.load()
+    gray = cv2.cvtColor(ctx.frames[0], cv2.COLOR_BGR2GRAY)
+    faces = FaceAnalyzer(FaceDetector(whole_image_fallback=False), ctx.predictor).analyze(gray)[:1]
+    return {"tamper_ms_p50": _p50_ms(lambda: check.assess(gray, faces), repeats),
+            "visibility_ms_p50": _p50_ms(lambda: check.visibility.assess(gray, faces), repeats)}
+
+
+def _p50_ms(function: Callable[[], Any], repeats: int) -> float:
+    """Median milliseconds of `repeats` calls, after one warm-up call."""
+    times = []
+    for _ in range(repeats + 1):
+        t0 = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - t0)
+    return float(np.percentile(times[1:], 50) * 1000)
 
 
 def bench_cnn_path(ctx: Context) -> dict[str, Any]:
@@ -283,7 +296,7 @@ def bench_cnn_path(ctx: Context) -> dict[str, Any]:
 
 
 BENCHMARKS: list[Callable[[Context], dict[str, Any]]] = [
-    bench_forest, bench_naive, bench_optimised, bench_rules, bench_cnn_path,
+    bench_forest, bench_naive, bench_optimised, bench_rules, bench_tamper, bench_cnn_path,
 ]
 
 
