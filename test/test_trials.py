@@ -122,8 +122,7 @@ def test_square_attack_stays_in_budget_and_fools_a_brightness_classifier():
 
 def test_resume_skips_finished_cells_and_reuses_their_results(faces, tmp_path):
     dataset = load_folder(faces)
-    settings = TrialSettings(attacks=("clean", "type_b"), feature_sets=("centroid",), repeats=2, n_estimators=5,
-                             jobs=1)
+    settings = TrialSettings(attacks=("clean", "type_b"), feature_sets=("centroid",), repeats=2, n_estimators=5)
     cache = LandmarkCache(tmp_path / "lm.sqlite")
     first = run_trials(dataset, settings, tmp_path / "out", cache=cache, progress=False)
     assert first["meta"]["cells_computed"] == 4 and first["meta"]["cells_reused"] == 0

@@ -66,3 +66,8 @@ class ParameterError(EmotionPerceptionError, ValueError):
 
 class CommandError(EmotionPerceptionError):
     """A command-line error reported as one line on stderr with exit status 2."""
+
+
+class ExecutorError(EmotionPerceptionError, RuntimeError):
+    """Work that cannot be run where it was asked to (a cluster that cannot be reached, workers of another version,
+    GPU tasks without GPU workers)."""

@@ -85,6 +85,10 @@ class FaceDetector:
         self.whole_image_fallback = whole_image_fallback
         self._detector = dlib.get_frontal_face_detector()
 
+    def __reduce__(self) -> tuple:
+        """Pickled as its settings (dlib's detector is made again where it is unpickled)."""
+        return FaceDetector, (self.upsample, self.min_size, self.small_side, self.whole_image_fallback)
+
     def prepare(self, gray: np.ndarray) -> tuple[np.ndarray, int]:
         """The image to search (upscaled if it is a small crop) and the factor applied."""
         factor = upscale_factor(gray, self.small_side)

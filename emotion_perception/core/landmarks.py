@@ -40,6 +40,7 @@ class LandmarkPredictor:
     """68 (x, y) landmarks for a face box in a grey image."""
 
     def __init__(self, path: str | Path | None = None) -> None:
+        self.given = None if path is None else str(path)
         self.path = resolve_predictor_path(path)
         try:
             self._predictor = dlib.shape_predictor(str(self.path))
@@ -52,6 +53,11 @@ class LandmarkPredictor:
             raise ModelFileError(
                 f"landmark model {self.path}: predicts {probe.num_parts} points, need {N_LANDMARKS}"
             )
+
+    def __reduce__(self) -> tuple:
+        """Pickled as the path it was given (the shipped model: none), loaded again where it is unpickled: a worker
+        process reads the model file itself instead of receiving 100 MB."""
+        return LandmarkPredictor, (self.given,)
 
     def predict(self, gray: np.ndarray, box: FaceBox) -> np.ndarray:
         """(68, 2) float32 landmark coordinates in the image's pixels."""

@@ -37,7 +37,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,9 +59,11 @@ from emotion_perception.core.types import Face
 from emotion_perception.data.datasets import FaceDataset
 from emotion_perception.data.face_data import FeatureRows
 from emotion_perception.data.landmark_cache import LandmarkCache, extract_dataset, settings_digest
+from emotion_perception.data.model_cache import CnnCache, training_key
 from emotion_perception.experiments.evaluation import metrics, predicted_labels, split_indices
+from emotion_perception.experiments.executor import Executor, ExecutorSettings, InProcess, Task
 from emotion_perception.features import DEFAULT_FEATURE_SET
-from emotion_perception.models.cnn import ARCHS, CnnClassifier, load_cnn, save_cnn
+from emotion_perception.models.cnn import ARCHS, CnnClassifier, load_cnn
 from emotion_perception.models.cnn_training import TrainSettings, train_cnn
 from emotion_perception.models.crops import DEFAULT_MARGIN, CropSpec, crop_face, crop_square
 from emotion_perception.models.landmark_model import ForestSettings
@@ -73,6 +75,7 @@ ATTACKS = ("clean", "type_a", "type_a_screened", "type_b", "mask", "fgsm", "pgd"
 TEST_SETS = {"clean": "clean", "type_b": "jaw_box", "mask": "mask", "scaling": "scaling",
              "scaling_defended": "scaling_defended"}
 PAPER_ATTACKS = ("clean", "type_a", "type_b", "fgsm")
+POISONING = ("type_a", "type_a_screened")  # training-time attacks: each trains its own models
 MODEL_KINDS = ("forest", "cnn")
 TRIAL_PROTOCOLS = ("subject-kfold", "paper")
 EPSILON_ATTACKS = ("fgsm", "pgd", "adaptive")  # attacks run at every epsilon of `epsilons`
@@ -117,11 +120,11 @@ class TrialSettings:
     n_estimators: int = 100
     max_features: float | str = "sqrt"
     mirror: bool = True
-    jobs: int = 2
     threads: int = 1
     cnn_arch: str = "small_resnet"
     cnn_input_size: int = 48
     cnn_epochs: int = 15
+    cnn_device: str = "cpu"
     eye_margin: float = EYE_MARGIN
     jaw_margin: float = JAW_MARGIN
     box_fill: str = "black"
@@ -138,8 +141,8 @@ class TrialSettings:
     visibility_model: str | None = None
 
     RUN_ONLY = ("models", "attacks", "feature_sets", "protocols", "repeats", "cnn_repeats", "adaptive_repeats",
-                "jobs", "threads")
-    CNN_ONLY = ("cnn_epochs",)
+                "threads")
+    CNN_ONLY = ("cnn_epochs", "cnn_device")
     FOREST_ONLY = ("n_estimators", "max_features", "mirror", "surrogate", "surrogate_folds", "surrogate_epochs")
 
     def check(self) -> None:
@@ -158,12 +161,14 @@ class TrialSettings:
         if bad_protocols or not self.protocols:
             raise TrialError(f"unknown protocol(s) {bad_protocols or '(none)'}; "
                              f"choose from {', '.join(TRIAL_PROTOCOLS)}")
-        for name in ("repeats", "cnn_repeats", "adaptive_repeats", "n_estimators", "jobs", "threads", "cnn_epochs",
+        for name in ("repeats", "cnn_repeats", "adaptive_repeats", "n_estimators", "threads", "cnn_epochs",
                      "pgd_steps", "adaptive_images", "adaptive_queries", "surrogate_epochs"):
             if getattr(self, name) < 1:
                 raise TrialError(f"{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
         if self.folds < 2 or self.surrogate_folds < 2:
             raise TrialError(f"folds must be >= 2, got {self.folds} and {self.surrogate_folds}")
+        if self.cnn_device not in ("cpu", "cuda"):
+            raise TrialError(f"cnn device must be cpu or cuda, got {self.cnn_device!r}")
         if self.cnn_arch not in ARCHS or self.cnn_arch == "multitask":
             raise TrialError(f"cnn arch must be one of {', '.join(a for a in ARCHS if a != 'multitask')}")
         for name in ("epsilons", "noise_sigmas"):
@@ -308,16 +313,27 @@ def scaling_camouflage(
 # ------------------------------------------------------------------------------------------ data
 
 
+def train_surrogate(shared: tuple[np.ndarray, np.ndarray, np.ndarray, list[str]],
+                    job: tuple[int, np.ndarray, TrainSettings]) -> tuple[Any, dict]:
+    """The executor's task function for one surrogate CNN: (model, header) trained on the crops at `train`."""
+    crops, labels, groups, classes = shared
+    _, train, settings = job
+    result = train_cnn(crops[train], labels[train], settings, classes, groups[train])
+    return result.classifier.model.cpu(), result.classifier.header
+
+
 class TrialData:
     """The dataset's images, their attacked versions, landmarks, feature rows and crops, each computed on first
     use and kept (attacks that do not depend on the repeat are computed once per run)."""
 
     def __init__(
         self, dataset: FaceDataset, analyzer: FaceAnalyzer, cache: LandmarkCache | None, settings: TrialSettings,
-        surrogate_dir: Path, progress: bool = True,
+        cnn_cache: Path | None = None, progress: bool = True,
     ) -> None:
         self.dataset, self.analyzer, self.cache, self.settings = dataset, analyzer, cache, settings
-        self.surrogate_dir, self.progress = surrogate_dir, progress
+        self.cnn_cache, self.progress = cnn_cache, progress
+        self.pool: Executor | None = None  # where the surrogate CNNs train (set while a run has one)
+        self.surrogate_origin: dict[str, Any] = {}
         self.labels = dataset.labels.astype(str)
         self.classes = sorted(set(self.labels))
         self.grays = [read_gray(p) for p in dataset.paths]
@@ -333,6 +349,16 @@ class TrialData:
 
     def __len__(self) -> int:
         return len(self.grays)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """What a worker receives: the prepared arrays, without the landmark cache, the executor, the surrogates
+        and the tamper check (whose results are prepared) and without the attacked images' pixels (their feature
+        rows and crops are prepared); the clean images stay (white-box and adaptive attacks start from them)."""
+        state = self.__dict__.copy()
+        state.update(cache=None, pool=None, _surrogates=None, tamper=None)
+        state["_sets"] = {key: images if key == "clean" else ImageSet([], images.applied, images.info)
+                          for key, images in self._sets.items()}
+        return state
 
     def _timed(self, key: str, make: Callable[[], Any]) -> Any:
         started = time.perf_counter()
@@ -419,6 +445,8 @@ class TrialData:
         return self._surrogates
 
     def _make_surrogates(self) -> list[tuple[attacks.PixelModel, dict, np.ndarray]]:
+        """Cross-fitted surrogate CNNs: read from the CNN cache where the same training was done before, the others
+        trained on the executor (in parallel where it has several workers) and cached."""
         s = self.settings
         if s.surrogate:
             model, header = load_cnn(s.surrogate)
@@ -426,25 +454,35 @@ class TrialData:
         folds = min(s.surrogate_folds, len(set(self.dataset.groups())))
         if folds < 2:
             raise TrialError("cross-fitted surrogate CNNs need at least two subjects; pass --surrogate FILE.pt")
-        crops = self.crops("clean", s.cnn_input_size, DEFAULT_MARGIN)
-        out = []
-        folder = self.surrogate_dir
-        splits = split_indices("subject-kfold", self.dataset, folds, s.seed + 7919)
-        for k, (train, test) in enumerate(tqdm(list(splits), desc="surrogate CNNs", disable=not self.progress,
-                                               leave=False)):
-            path = folder / f"fold{k}.pt"
-            if path.is_file():
-                model, header = load_cnn(path)
+        crops, groups = self.crops("clean", s.cnn_input_size, DEFAULT_MARGIN), self.dataset.groups()
+        cache = CnnCache(self.cnn_cache) if self.cnn_cache else None
+        splits = list(split_indices("subject-kfold", self.dataset, folds, s.seed + 7919))
+        models: dict[int, tuple[Any, dict]] = {}
+        tasks, keys = [], {}
+        for k, (train, _) in enumerate(splits):
+            train = train[crops.found[train]]
+            settings = TrainSettings(arch=s.cnn_arch, input_size=s.cnn_input_size, crop="box",
+                                     epochs=s.surrogate_epochs, seed=s.seed + k, progress=False, device="cpu")
+            keys[k] = training_key(crops.crops[train], self.labels[train], groups[train], self.classes, settings,
+                                   threads=s.threads, role="surrogate")
+            cached = cache.load(keys[k]) if cache else None
+            if cached is not None:
+                models[k] = cached
             else:
-                train = train[crops.found[train]]
-                settings = TrainSettings(arch=s.cnn_arch, input_size=s.cnn_input_size, crop="box",
-                                         epochs=s.surrogate_epochs, seed=s.seed + k, progress=False, device="cpu")
-                result = train_cnn(crops.crops[train], self.labels[train], settings, self.classes,
-                                   self.dataset.groups()[train])
-                model, header = result.classifier.model, result.classifier.header
-                save_cnn(path, model, header)
-            out.append((attacks.pixel_model(model, header), header, test))
-        return out
+                tasks.append(Task(f"surrogate-cnn-{k}", (k, train, settings)))
+        shared = (crops.crops, self.labels, groups, self.classes)
+        pool = self.pool or InProcess(s.threads)
+        for outcome in tqdm(pool.run(train_surrogate, shared, tasks), total=len(tasks), desc="surrogate CNNs",
+                            disable=not self.progress or not tasks, leave=False):
+            k = outcome.task.args[0]
+            if outcome.error is not None:
+                raise TrialError(f"surrogate CNN {k}: {outcome.error}")
+            models[k] = outcome.value
+            if cache:
+                cache.save(keys[k], *outcome.value)
+        self.surrogate_origin = {"cached": len(splits) - len(tasks), "trained": len(tasks),
+                                 "cache": str(self.cnn_cache) if self.cnn_cache else None}
+        return [(attacks.pixel_model(*models[k]), models[k][1], test) for k, (_, test) in enumerate(splits)]
 
     def _transfer_set(self, attack: str, epsilon: float) -> ImageSet:
         s = self.settings
@@ -620,14 +658,56 @@ def attack_region(gray: np.ndarray, box: FaceBox | None) -> tuple[int, int, int,
     return (x0, y0, x1, y1) if x1 > x0 and y1 > y0 else (0, 0, w, h)
 
 
+@dataclass(frozen=True)
+class CellJob:
+    """What one task computes: the cells of `attacks` for one model and repeat on its split (test-time attacks
+    share one clean model, so they travel together; each poisoning attack trains its own models)."""
+
+    protocol: str
+    spec: ModelSpec
+    repeat: int
+    attacks: tuple[str, ...]
+    train: np.ndarray
+    test: np.ndarray
+
+    @property
+    def name(self) -> str:
+        return f"{self.protocol}/{self.spec.key}/r{self.repeat:03d}/{'+'.join(self.attacks)}"
+
+
+def job_groups(attacks: Sequence[str]) -> list[tuple[str, ...]]:
+    """The tasks of one (model, repeat): each poisoning attack alone, the test-time attacks together."""
+    poisoning = [(a,) for a in attacks if a in POISONING]
+    rest = tuple(a for a in attacks if a not in POISONING)
+    return poisoning + ([rest] if rest else [])
+
+
+def compute_job(runner: CellRunner, job: CellJob) -> dict[str, dict]:
+    """The executor's task function: the cells of `job`, each with the wall seconds it took here."""
+    torch.set_num_threads(runner.settings.threads)
+    return runner.compute(job)
+
+
+@dataclass
+class TrialRun:
+    """The cells of a run (cells[protocol][model][attack] = per-repeat cells, repeat 0 first) and how they went."""
+
+    cells: dict[str, dict[str, dict[str, list[dict]]]]
+    computed: int = 0
+    reused: int = 0
+    failed: list[dict[str, str]] = field(default_factory=list)
+    executor: str = "this process"
+    workers: int = 1
+
+
 class Trials:
-    """Runs the cells of a trial, reading finished ones from the store."""
+    """Runs the cells of a trial on an executor, reading finished ones from the store and saving each new one as it
+    comes back (only this process writes `cells/`, so a worker lost mid-cell leaves nothing there)."""
 
     def __init__(self, data: TrialData, settings: TrialSettings, store: CellStore, progress: bool = True) -> None:
         self.data, self.settings, self.store, self.progress = data, settings, store, progress
         self.specs = model_specs(settings.models, settings.feature_sets)
-        self.computed = 0
-        self.reused = 0
+        self.runner = CellRunner(data, settings)
 
     def split(self, protocol: str, repeat: int) -> tuple[np.ndarray, np.ndarray]:
         """Fold 0 of `folds` stratified (group) folds shuffled with seed + repeat: one train/test split."""
@@ -636,32 +716,109 @@ class Trials:
         except ValueError as error:
             raise TrialError(str(error)) from None
 
-    def run(self) -> dict[str, dict[str, dict[str, list[dict]]]]:
-        """cells[protocol][model][attack] = per-repeat cells, repeat 0 first."""
+    def plan(self) -> tuple[dict[tuple[str, str, str, int], dict], list[CellJob], int]:
+        """(cells found in the store, jobs for the missing ones, number of cells in all)."""
         s = self.settings
-        cells: dict[str, dict[str, dict[str, list[dict]]]] = {}
-        jobs = [(p, spec, r) for p in s.protocols for spec in self.specs
-                for r in range(max(s.repeats_for(spec, a) for a in s.attacks))]
-        for protocol, spec, repeat in tqdm(jobs, desc="trials", disable=not self.progress):
-            row = cells.setdefault(protocol, {}).setdefault(spec.key, {})
-            wanted = [a for a in s.attacks if repeat < s.repeats_for(spec, a)]
-            for attack, cell in self._repeat(protocol, spec, repeat, wanted):
-                row.setdefault(attack, []).append(cell)
-        return cells
+        found: dict[tuple[str, str, str, int], dict] = {}
+        jobs: list[CellJob] = []
+        total = 0
+        for protocol in s.protocols:
+            for spec in self.specs:
+                for repeat in range(max(s.repeats_for(spec, a) for a in s.attacks)):
+                    missing = []
+                    for attack in (a for a in s.attacks if repeat < s.repeats_for(spec, a)):
+                        total += 1
+                        cell = self.store.load(protocol, spec, attack, repeat)
+                        if cell is None:
+                            missing.append(attack)
+                        else:
+                            found[protocol, spec.key, attack, repeat] = cell
+                    if missing:
+                        train, test = self.split(protocol, repeat)
+                        jobs += [CellJob(protocol, spec, repeat, group, train, test) for group in job_groups(missing)]
+        return found, jobs, total
 
-    def _repeat(self, protocol: str, spec: ModelSpec, repeat: int, wanted: list[str]) -> Iterator[tuple[str, dict]]:
-        train, test = self.split(protocol, repeat)
+    def run(self, executor: ExecutorSettings | None = None) -> TrialRun:
+        executor = executor or ExecutorSettings()
+        cells, jobs, total = self.plan()
+        run = TrialRun({}, reused=len(cells))
+        if jobs:
+            with executor.make(self.settings.threads, len(jobs)) as pool:
+                run.executor, run.workers = pool.description, pool.workers
+                self.data.pool = pool
+                try:
+                    self._compute_jobs(pool, jobs, cells, total, run)
+                finally:
+                    self.data.pool = None
+        for protocol in self.settings.protocols:
+            for spec in self.specs:
+                for attack in self.settings.attacks:
+                    repeats = [cells[k] for r in range(self.settings.repeats_for(spec, attack))
+                               if (k := (protocol, spec.key, attack, r)) in cells]
+                    run.cells.setdefault(protocol, {}).setdefault(spec.key, {})[attack] = repeats
+        return run
+
+    def _compute_jobs(self, pool: Executor, jobs: list[CellJob], cells: dict, total: int, run: TrialRun) -> None:
+        for job in jobs:  # everything the cells read, computed here once (and cached where it can be)
+            for attack in job.attacks:
+                self.runner.prepare(job.spec, attack)
+        jobs = sorted(jobs, key=lambda job: -job_cost(job))  # the longest first: the last task to end is short
+        gpu = self.settings.cnn_device == "cuda"
+        tasks = [Task(job.name, job, gpu=gpu and job.spec.kind == "cnn") for job in jobs]
+        with tqdm(total=total, initial=len(cells), desc=f"trials ({pool.workers} worker{'s' if pool.workers > 1 else ''})", unit="cell",
+                  disable=not self.progress) as bar:
+            for outcome in pool.run(compute_job, self.runner, tasks):
+                job = outcome.task.args
+                bar.update(len(job.attacks))
+                if outcome.error is not None:
+                    run.failed += [{"cell": f"{job.protocol}/{job.spec.key}/{attack}/r{job.repeat:03d}",
+                                    "error": outcome.error} for attack in job.attacks]
+                    bar.set_postfix(failed=len(run.failed))
+                    continue
+                for attack, cell in outcome.value.items():
+                    cell["worker"] = outcome.worker
+                    self.store.save(job.protocol, job.spec, attack, job.repeat, cell)
+                    cells[job.protocol, job.spec.key, attack, job.repeat] = cell
+                    run.computed += 1
+
+
+def job_cost(job: CellJob) -> float:
+    """A rough relative cost, for ordering: trainings (a poisoning attack trains one model per class) and CNNs."""
+    trainings = 7 if job.attacks[0] in POISONING else 1
+    return trainings * (20 if job.spec.kind == "cnn" else 1) + 0.1 * len(job.attacks)
+
+
+class CellRunner:
+    """Computes cells from prepared trial data (in this process or, pickled once, in a worker)."""
+
+    def __init__(self, data: TrialData, settings: TrialSettings) -> None:
+        self.data, self.settings = data, settings
+
+    def prepare(self, spec: ModelSpec, attack: str) -> None:
+        """Compute everything a cell of `attack` reads before any cell runs (attacked images, their landmarks,
+        feature rows or crops, the tamper check's flags), so that a cell's time is its own and a worker needs
+        nothing but the prepared data."""
+        data, size = self.data, self.settings.cnn_input_size
+        if attack in POISONING:
+            for key in ("clean", "eye_boxes"):
+                data.rows(key, spec.feature_set) if spec.kind == "forest" else data.crops(key, size, DEFAULT_MARGIN)
+            if attack == "type_a_screened":
+                data.flagged("eye_boxes")
+                data.flagged("clean")
+            return
+        self._prepare(spec, "clean")
+        self._prepare(spec, attack)
+
+    def compute(self, job: CellJob) -> dict[str, dict]:
+        """The cells of `job`; each holds its wall seconds (`seconds`, with the clean model's training where this
+        cell paid for it)."""
         clean_model: list[Any] = []  # fitted on first need, shared by the test-time attacks of this repeat
-        for attack in wanted:
-            cell = self.store.load(protocol, spec, attack, repeat)
-            if cell is not None:
-                self.reused += 1
-                yield attack, cell
-                continue
-            cell = self._compute(spec, attack, repeat, train, test, clean_model)
-            self.store.save(protocol, spec, attack, repeat, cell)
-            self.computed += 1
-            yield attack, cell
+        out = {}
+        for attack in job.attacks:
+            started = time.perf_counter()
+            cell = self._compute(job.spec, attack, job.repeat, job.train, job.test, clean_model)
+            out[attack] = {**cell, "seconds": round(time.perf_counter() - started, 3)}
+        return out
 
     # -- one cell
 
@@ -733,13 +890,13 @@ class Trials:
             fs = spec.feature_set
             rows = data.rows("clean", fs) if poison is None else data.poisoned_rows(fs, poison)
             index = train[rows.found[train]]
-            forest = ForestSettings(spec.feature_set, s.n_estimators, s.max_features, s.mirror, s.jobs)
+            forest = ForestSettings(spec.feature_set, s.n_estimators, s.max_features, s.mirror, s.threads)
             return forest.fit(*rows.at(index), data.labels[index], seed)
         view = data.crops("clean", s.cnn_input_size, DEFAULT_MARGIN) if poison is None else data.poisoned_crops(poison)
         crops, found = view.crops, view.found
         index = train[found[train]]
         settings = TrainSettings(arch=s.cnn_arch, input_size=s.cnn_input_size, crop="box", epochs=s.cnn_epochs,
-                                 seed=seed, progress=False, device="cpu")
+                                 seed=seed, progress=False, device=s.cnn_device)
         return train_cnn(crops[index], data.labels[index], settings, data.classes,
                          data.dataset.groups()[index]).classifier
 
@@ -813,18 +970,20 @@ class Trials:
 
 def run_trials(
     dataset: FaceDataset, settings: TrialSettings, out: str | Path, analyzer: FaceAnalyzer | None = None,
-    cache: LandmarkCache | None = None, progress: bool = True,
+    cache: LandmarkCache | None = None, progress: bool = True, executor: ExecutorSettings | None = None,
 ) -> dict[str, Any]:
-    """Run (or resume) every cell; returns {"cells": ..., "meta": ...} for `trials_report`."""
+    """Run (or resume) every cell on `executor` (default: this process); returns {"cells": ..., "meta": ...} for
+    `trials_report`. Cells whose worker was lost too often are listed in meta["failed_cells"] and left out."""
     settings.check()
     torch.set_num_threads(settings.threads)
     analyzer = analyzer or FaceAnalyzer()
     out = Path(out)
     fingerprints = {kind: settings.fingerprint(dataset, analyzer, kind) for kind in MODEL_KINDS}
     started = time.perf_counter()
-    data = TrialData(dataset, analyzer, cache, settings, out / "surrogates" / fingerprints["forest"], progress)
+    data = TrialData(dataset, analyzer, cache, settings, cache.path.parent / "cnn" if cache else None, progress)
     trials = Trials(data, settings, CellStore(out / "cells", fingerprints), progress)
-    cells = trials.run()
+    run = trials.run(executor)
+    cells = run.cells
     info = {key: image_set.info for key, image_set in data._sets.items() if image_set.info}
     tampered = [TEST_SETS[a] for a in settings.attacks if a in TEST_SETS and a != "clean"]
     tampered += ["eye_boxes"] if {"type_a", "type_a_screened"} & set(settings.attacks) else []
@@ -836,7 +995,8 @@ def run_trials(
         "faces_found": float(data.landmarks("clean").found.mean()) if "clean" in data._views else None,
         "settings": {k: v for k, v in asdict(settings).items()}, "fingerprints": fingerprints,
         "models": [asdict(spec) for spec in trials.specs],
-        "cells_computed": trials.computed, "cells_reused": trials.reused,
+        "cells_computed": run.computed, "cells_reused": run.reused, "failed_cells": run.failed,
+        "executor": run.executor, "workers": run.workers, "surrogates": data.surrogate_origin,
         "precompute_seconds": data.precompute_seconds, "attack_info": info,
         "tamper_detection": data.tamper_detection(tampered),
         "wall_seconds": round(time.perf_counter() - started, 2),
