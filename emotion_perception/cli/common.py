@@ -16,6 +16,7 @@ from emotion_perception.core.landmarks import LandmarkPredictor
 from emotion_perception.core.pipeline import FaceAnalyzer
 from emotion_perception.data.face_data import LandmarkData
 from emotion_perception.data.landmark_cache import LandmarkCache
+from emotion_perception.experiments.executor import ExecutorSettings, available_cores
 from emotion_perception.models.balance import BALANCES
 
 
@@ -67,6 +68,25 @@ def add_analyzer_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache", default=None, help="landmark cache file (default: ~/.cache/emotion_perception)")
     parser.add_argument("--no-cache", action="store_true", help="always run dlib, store nothing")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def add_executor_args(parser: argparse.ArgumentParser) -> None:
+    """`--jobs` and `--cluster`: where the independent units of work (trial cells, folds, bags) run."""
+    parser.add_argument("--jobs", type=int, default=None, metavar="N",
+                        help="worker processes on this machine (default: one per available core, "
+                        f"{available_cores()} here; 1: all in this process)")
+    parser.add_argument("--cluster", default=None, metavar="ADDRESS",
+                        help="run on this Dask cluster instead (its scheduler, e.g. tcp://head:8786); every worker "
+                        "needs this package at the same version")
+
+
+def executor_settings(args: argparse.Namespace) -> ExecutorSettings:
+    settings = ExecutorSettings(args.jobs, args.cluster)
+    try:
+        settings.check()
+    except EmotionPerceptionError as error:
+        raise CommandError(str(error)) from None
+    return settings
 
 
 def make_analyzer(args: argparse.Namespace) -> FaceAnalyzer:

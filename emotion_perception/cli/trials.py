@@ -4,9 +4,17 @@ folder: report.md, results.json, results.csv and PNG plots. Finished cells are k
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-from emotion_perception.cli.common import add_analyzer_args, make_analyzer, make_cache, write_json
+from emotion_perception.cli.common import (
+    add_analyzer_args,
+    add_executor_args,
+    executor_settings,
+    make_analyzer,
+    make_cache,
+    write_json,
+)
 from emotion_perception.cli.train import max_features_arg
 from emotion_perception.core.atomic import write_text_atomic
 from emotion_perception.core.errors import CommandError, TrialError
@@ -52,9 +60,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--n-estimators", type=int, default=100)
     parser.add_argument("--max-features", type=max_features_arg, default="sqrt")
     parser.add_argument("--no-mirror", action="store_true", help="no mirror augmentation of the forest")
-    parser.add_argument("--jobs", type=int, default=2, help="forest training threads")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="CPU threads of each cell (forest training, torch; default 1)")
     parser.add_argument("--cnn-arch", default="small_resnet")
+    parser.add_argument("--cnn-device", default="cpu", choices=("cpu", "cuda"),
+                        help="where the CNN rows train: cuda runs them on workers with the resource GPU (--cluster)")
     parser.add_argument("--cnn-epochs", type=int, default=15, help="CNN epoch budget per training (default 15)")
     parser.add_argument("--epsilons", type=numbers, default=(0.01, 0.03, 0.06),
                         help="L-inf budgets of fgsm/pgd/adaptive; the first is the headline (default 0.01,0.03,0.06)")
@@ -69,6 +79,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--visibility-model", default=None, metavar="MODEL.npz",
                         help="the tamper check's model (default: the shipped one)")
     add_analyzer_args(parser)
+    add_executor_args(parser)
     parser.set_defaults(func=run)
 
 
@@ -77,8 +88,8 @@ def run(args: argparse.Namespace) -> int:
         models=args.models, attacks=args.attacks, feature_sets=args.feature_sets, protocols=args.protocol,
         repeats=args.repeats, cnn_repeats=args.cnn_repeats, adaptive_repeats=args.adaptive_repeats,
         seed=args.seed, folds=args.folds, n_estimators=args.n_estimators, max_features=args.max_features,
-        mirror=not args.no_mirror, jobs=args.jobs, threads=args.threads, cnn_arch=args.cnn_arch,
-        cnn_epochs=args.cnn_epochs, epsilons=args.epsilons, noise_sigmas=args.noise_sigmas,
+        mirror=not args.no_mirror, threads=args.threads, cnn_arch=args.cnn_arch,
+        cnn_epochs=args.cnn_epochs, cnn_device=args.cnn_device, epsilons=args.epsilons, noise_sigmas=args.noise_sigmas,
         pgd_steps=args.pgd_steps, adaptive_images=args.adaptive_images, adaptive_queries=args.adaptive_queries,
         surrogate=args.surrogate, surrogate_epochs=args.surrogate_epochs, visibility_model=args.visibility_model,
     )
@@ -86,12 +97,14 @@ def run(args: argparse.Namespace) -> int:
         settings.check()
     except TrialError as error:
         raise CommandError(str(error)) from None
+    executor = executor_settings(args)
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise CommandError(f"--out {args.out}: exists and is not a folder")
     dataset = load_datasets(args.data)
     try:
-        run_result = run_trials(dataset, settings, out, make_analyzer(args), make_cache(args), not args.quiet)
+        run_result = run_trials(dataset, settings, out, make_analyzer(args), make_cache(args), not args.quiet,
+                                executor)
     except TrialError as error:
         raise CommandError(str(error)) from None
     summary = summarize(run_result)
@@ -101,8 +114,14 @@ def run(args: argparse.Namespace) -> int:
     plots = write_plots(out, summary)
     write_text_atomic(out / "report.md", report_markdown(summary, args.command_line, plots))
     print_table(summary)
-    print(f"report: {out / 'report.md'} ({summary['meta']['wall_seconds']:.1f} s, "
-          f"{summary['meta']['cells_computed']} cells computed, {summary['meta']['cells_reused']} reused)")
+    meta = summary["meta"]
+    print(f"report: {out / 'report.md'} ({meta['wall_seconds']:.1f} s, {meta['cells_computed']} cells computed, "
+          f"{meta['cells_reused']} reused; {meta['executor']})")
+    if meta["failed_cells"]:
+        print(f"emotion-perception trials: {len(meta['failed_cells'])} cell(s) failed (their worker was lost each "
+              f"time), e.g. {meta['failed_cells'][0]['cell']}; run the same command again to compute them",
+              file=sys.stderr)
+        return 1
     return 0
 
 

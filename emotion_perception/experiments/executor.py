@@ -219,7 +219,7 @@ class DaskExecutor(Executor):
                                 "`dask worker ADDRESS --resources GPU=1`)")
         run_id = uuid.uuid4().hex[:8]
         held = self.client.submit(_hold, shared, key=f"shared-{run_id}", pure=False)
-        self.client.wait_for_workers(1)
+        self.client.replicate([held])  # on every worker now, so that tasks go where a core is free
         futures = {}
         for task in tasks:
             future = self.client.submit(_worker_call, function, held, task, self.threads, key=f"{task.key}-{run_id}",

@@ -765,7 +765,8 @@ class Trials:
         jobs = sorted(jobs, key=lambda job: -job_cost(job))  # the longest first: the last task to end is short
         gpu = self.settings.cnn_device == "cuda"
         tasks = [Task(job.name, job, gpu=gpu and job.spec.kind == "cnn") for job in jobs]
-        with tqdm(total=total, initial=len(cells), desc=f"trials ({pool.workers} worker{'s' if pool.workers > 1 else ''})", unit="cell",
+        workers = f"{pool.workers} worker{'s' if pool.workers > 1 else ''}"
+        with tqdm(total=total, initial=len(cells), desc=f"trials ({workers})", unit="cell",
                   disable=not self.progress) as bar:
             for outcome in pool.run(compute_job, self.runner, tasks):
                 job = outcome.task.args

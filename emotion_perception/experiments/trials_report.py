@@ -104,6 +104,7 @@ def summarize_cell(attack: str, cells: list[dict], classes: list[str], settings:
         "seconds": round(sum(c["train_seconds"] + c["test_seconds"] for c in cells), 2),
         "train_seconds_mean": float(np.mean([c["train_seconds"] for c in cells])),
         "test_seconds_mean": float(np.mean([c["test_seconds"] for c in cells])),
+        "cell_seconds": [c.get("seconds") for c in cells],  # wall seconds of each repeat's cell where it ran
     }
     if attack in POISONING:
         poisoned = {target: summarize_variant(cells, target, classes) for target in cells[0]["variants"]}
@@ -227,8 +228,8 @@ def _settings_section(meta: dict[str, Any], command: str) -> list[str]:
         "t-test of the per-repeat accuracy against clean on the same split (Welch's two-sample test in "
         "results.json as well).",
         f"Forest: {s['n_estimators']} trees, max_features {s['max_features']}, mirror augmentation "
-        f"{'on' if s['mirror'] else 'off'}, {s['jobs']} jobs. CNN: {s['cnn_arch']} {s['cnn_input_size']} px, "
-        f"{s['cnn_epochs']} epochs, CPU, {meta['torch_threads']} torch thread(s).",
+        f"{'on' if s['mirror'] else 'off'}. CNN: {s['cnn_arch']} {s['cnn_input_size']} px, "
+        f"{s['cnn_epochs']} epochs, {s.get('cnn_device', 'cpu').upper()}. {s['threads']} thread(s) per cell.",
         f"FGSM/PGD on the forest: transferred from {surrogate}; on the CNN: white-box on that repeat's CNN. PGD: "
         f"{s['pgd_steps']} steps. Adaptive: Square attack, {s['adaptive_queries']} queries, "
         f"{s['adaptive_images']} test images per repeat, on each model's whole pipeline (dlib + features + forest; "
@@ -236,8 +237,10 @@ def _settings_section(meta: dict[str, Any], command: str) -> list[str]:
         f"Boxes: eye margin {s['eye_margin']}, jaw margin {s['jaw_margin']}, fill {s['box_fill']}. Scaling: the camera "
         f"image is the test image at {s['scaling_factor']}x, the victim resizes it back ({s['scaling_interpolation']})"
         " and sees an image of another class.",
-        f"Wall time of this run: {meta['wall_seconds']:.1f} s ({meta['cells_computed']} cells computed, "
-        f"{meta['cells_reused']} reused from an earlier run).", ""]
+        f"Wall time of this run: {meta['wall_seconds']:.1f} s ({meta['cells_computed']} cells computed on "
+        f"{meta.get('executor', 'this process')}, {meta['cells_reused']} reused from an earlier run"
+        + (f", {len(meta['failed_cells'])} failed: listed under Time" if meta.get("failed_cells") else "") + ").",
+        ""]
 
 
 def _overall_section(summary: dict[str, Any]) -> list[str]:
@@ -328,7 +331,8 @@ def _strength_section(results: dict[str, Any]) -> list[str]:
 
 
 def _time_section(summary: dict[str, Any]) -> list[str]:
-    """Where the run's time went, and the checks of the attacks."""
+    """Where the run's time went: the preparation steps, every cell's seconds where it ran, the checks of the
+    attacks, and the cells that failed."""
     meta = summary["meta"]
     rows = [[k, f"{v:.1f}"] for k, v in meta["precompute_seconds"].items()]
     rows += [[f"{protocol} {model}: train + test, all cells of this run's results",
@@ -336,9 +340,25 @@ def _time_section(summary: dict[str, Any]) -> list[str]:
              for protocol, models in summary["by_protocol"].items() for model, attacks in models.items()]
     rows.append(["whole run (wall)", f"{meta['wall_seconds']:.1f}"])
     lines = _table("## Time", ["step", "seconds"], "lr", rows)
+    cells = [[protocol, model, attack, len(times), f"{np.mean(times):.2f}", f"{np.min(times):.2f}",
+              f"{np.max(times):.2f}", f"{np.sum(times):.1f}"]
+             for protocol, models in summary["by_protocol"].items() for model, attacks in models.items()
+             for attack, r in attack_rows(attacks).items()
+             if (times := [t for t in r.get("cell_seconds", []) if t is not None])]
+    if cells:
+        total = sum(float(row[-1]) for row in cells)
+        lines += _table("### Seconds per cell", ["protocol", "model", "attack", "cells", "mean", "min", "max", "sum"],
+                        "lllrrrrr", [[str(v) for v in row] for row in cells],
+                        f"Each cell's wall time where it ran (the clean model's training counts in the first cell of "
+                        f"a repeat that needed it); per repeat in results.json (`cell_seconds`). Added up: {total:.1f} "
+                        f"s of cells, run on {meta.get('executor', 'this process')}.")
     if meta.get("attack_info"):
         lines += ["Attack checks: " + "; ".join(f"{k}: " + ", ".join(f"{n} {v:.2f}" for n, v in info.items())
                                                  for k, info in meta["attack_info"].items()), ""]
+    if meta.get("failed_cells"):
+        lines += [f"**Failed cells** ({len(meta['failed_cells'])}; their worker was lost each time it ran them; they "
+                  "are left out of the tables above, and a re-run computes them):", "",
+                  *[f"- `{f['cell']}`: {f['error']}" for f in meta["failed_cells"]], ""]
     return lines
 
 
