@@ -226,3 +226,23 @@ def test_bad_executor_options_are_one_line_errors(faces, tmp_path):
 def test_executor_settings_start_no_more_local_processes_than_tasks():
     assert isinstance(ExecutorSettings(jobs=4).make(tasks=1), InProcess)
     assert isinstance(ExecutorSettings(jobs=1).make(tasks=10), InProcess)
+
+
+# ------------------------------------------------------------------------------------------ evaluate and bags
+
+
+def test_evaluate_repeats_give_the_same_numbers_in_one_process_and_in_workers(tmp_path):
+    yale = shared_dataset("yale_faces_expr")
+    common = ["evaluate", "--data", str(yale), "--protocol", "subject-kfold", "--folds", "5", "--repeats", "3",
+              "--n-estimators", "20", "--feature-set", "centroid", "--cache", str(tmp_path / "c.sqlite"), "--quiet"]
+    reports = {}
+    for jobs in ("1", "2"):
+        result = run_cli(*common, "--jobs", jobs, "--json", str(tmp_path / f"{jobs}.json"))
+        assert result.returncode == 0, result.stderr
+        reports[jobs] = json.loads((tmp_path / f"{jobs}.json").read_text())
+    assert reports["1"]["executor"] == "this process" and "2 local worker processes" in reports["2"]["executor"]
+    for report in reports.values():
+        del report["seconds"], report["executor"]
+    assert reports["1"] == reports["2"]
+    assert len(reports["1"]["accuracy_repeats"]) == 3 and len(set(reports["1"]["accuracy_repeats"])) > 1
+

@@ -55,7 +55,9 @@ def add_cnn_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--occlusion", type=float, default=d.occlusion,
                         help=f"probability that a training crop gets an occluder (default {d.occlusion})")
     parser.add_argument("--device", default=d.device, choices=("auto", "cpu", "cuda"))
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads for torch (default: torch's; evaluate: 1 per process for the CNN, the "
+                        "cores shared by the --jobs processes for the forest)")
 
 
 def add_cnn_train_parser(train_subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:

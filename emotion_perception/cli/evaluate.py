@@ -14,6 +14,8 @@ from emotion_perception.cli.common import (
     add_analyzer_args,
     add_balance_arg,
     add_data_args,
+    add_executor_args,
+    executor_settings,
     make_analyzer,
     make_cache,
     write_arrays,
@@ -39,6 +41,7 @@ from emotion_perception.experiments.evaluation import (
     plot_confusion,
     saved_model_index,
 )
+from emotion_perception.experiments.executor import available_cores
 from emotion_perception.models.cnn_training import TrainSettings
 from emotion_perception.models.landmark_model import ForestSettings
 from emotion_perception.models.shipped import load_classifier
@@ -70,6 +73,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_forest_args(parser)
     add_balance_arg(parser)
     add_cnn_args(parser.add_argument_group("CNN options (--model-kind cnn)"))
+    add_executor_args(parser)
     parser.set_defaults(func=run)
 
 
@@ -89,6 +93,11 @@ def run(args: argparse.Namespace) -> int:
     if args.protocol == "cross" and not args.test_data:
         raise CommandError("--protocol cross needs --test-data DIR")
     kind = model_kind(args)
+    executor = executor_settings(args)
+    if args.threads is None:  # forest: the cores shared by the processes (the same trees for any number); CNN: 1,
+        # since torch's CPU kernels may round differently with other thread counts
+        shares = 1 if executor.cluster else executor.jobs or available_cores()
+        args.threads = max(1, available_cores() // shares) if kind == "forest" else 1
     train = load_datasets(args.data)
     test = load_datasets(args.test_data) if args.test_data else None
     dataset = concat([train, test]) if test is not None else train
@@ -107,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         recipe = make_recipe(args, kind, dataset)
         result = cross_validate(recipe, dataset, args.protocol, args.folds, args.repeats, args.seed, test_mask,
-                                progress=not args.quiet)
+                                progress=not args.quiet, executor=executor, threads=args.threads)
         result.update(faces_found=float(recipe.found.mean()))
     result.update(data=args.data, test_data=args.test_data, model_kind=kind,
                   image_level_groups=dataset.sources_without_subjects() if args.protocol == "subject-kfold" else [])

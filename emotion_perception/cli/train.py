@@ -41,7 +41,6 @@ def add_forest_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bag-size", type=int, default=DEFAULT_FOREST.bag_size,
                         help=f"rows each tree draws when balancing (default {DEFAULT_FOREST.bag_size})")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--jobs", type=int, default=2, help="CPU threads for training")
 
 
 def max_features_arg(text: str) -> float | str:
@@ -57,8 +56,10 @@ def max_features_arg(text: str) -> float | str:
 
 
 def forest_settings(args: argparse.Namespace) -> ForestSettings:
-    settings = ForestSettings(args.feature_set, args.n_estimators, args.max_features, not args.no_mirror, args.jobs,
-                              args.balance or DEFAULT_FOREST.balance, args.bag_size)
+    """The forest options; trained with `args.threads` threads (the same trees for any number)."""
+    settings = ForestSettings(args.feature_set, args.n_estimators, args.max_features, not args.no_mirror,
+                              args.threads or DEFAULT_FOREST.n_jobs, args.balance or DEFAULT_FOREST.balance,
+                              args.bag_size)
     try:
         settings.check()
     except ValueError as error:
@@ -75,6 +76,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_forest_args(forest)
     add_balance_arg(forest)
     add_screen_args(forest)
+    forest.add_argument("--threads", type=int, default=DEFAULT_FOREST.n_jobs,
+                        help=f"CPU threads for training (default {DEFAULT_FOREST.n_jobs})")
     forest.add_argument("--name", default=None, help="model name stored in the file")
     forest.add_argument("--out", required=True, help="output model file (.npz)")
     forest.set_defaults(func=run_forest)

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 import numpy as np
 from tqdm import tqdm
 
-from emotion_perception.core.errors import ProtocolError
+from emotion_perception.core.errors import ExecutorError, ProtocolError
 from emotion_perception.core.labels import EMOTIONS
 from emotion_perception.data.datasets import FaceDataset, dataset_names
 from emotion_perception.data.face_data import CropData, LandmarkData
@@ -22,6 +22,7 @@ from emotion_perception.experiments.evaluation import (
     predicted_labels,
     split_indices,
 )
+from emotion_perception.experiments.executor import ExecutorSettings, Task
 from emotion_perception.models.calibration import expected_calibration_error, fit_temperature, temper
 from emotion_perception.models.cnn import CnnClassifier
 from emotion_perception.models.cnn_training import TrainSettings, train_cnn
@@ -92,6 +93,15 @@ def predict(recipe: Recipe, model: Any, index: np.ndarray) -> np.ndarray:
     return predicted_labels(model.labels, recipe.found, index, lambda rows: recipe.proba(model, rows))
 
 
+def fit_fold(shared: tuple[Recipe, np.ndarray, list[str], np.ndarray], job: tuple[int, np.ndarray, np.ndarray, int]
+             ) -> np.ndarray:
+    """The executor's task function for one fold: a fresh model on the faces of `train`, its labels for `test`."""
+    recipe, labels, classes, groups = shared
+    train, test, seed = job[1:]
+    model = recipe.fit(train[recipe.found[train]], labels, classes, groups, seed)
+    return predict(recipe, model, test)
+
+
 def cross_validate(
     recipe: Recipe,
     dataset: FaceDataset,
@@ -101,11 +111,15 @@ def cross_validate(
     seed: int = 0,
     test_mask: np.ndarray | None = None,
     progress: bool = False,
+    executor: ExecutorSettings | None = None,
+    threads: int = 1,
 ) -> dict[str, object]:
     """Train a fresh model per fold (on the faces found in its training part) and score the pooled predictions.
 
     With repeats > 1 the folds are reshuffled with seeds seed..seed+repeats-1; the metrics are those of the first
-    repeat, with the accuracy's mean and 95% CI over repeats added. Leave-dataset-out: see `cross_validate_by_dataset`.
+    repeat, with the accuracy's mean and 95% CI over repeats added. Every fold of every repeat is one task of
+    `executor` (default: this process), run with `threads` threads. Leave-dataset-out: see
+    `cross_validate_by_dataset`.
     """
     if protocol == "leave-dataset-out":
         if repeats != 1:
@@ -113,28 +127,38 @@ def cross_validate(
         return cross_validate_by_dataset(recipe, dataset, seed, progress)[0]
     labels = dataset.labels.astype(str)
     classes = sorted(set(labels))
-    groups = dataset.groups()
+    started = time.perf_counter()
+    splits = [list(split_indices(protocol, dataset, folds, seed + repeat, test_mask)) for repeat in range(repeats)]
+    tasks = [Task(f"repeat{repeat}/fold{k}", (repeat, train, test, seed + repeat))
+             for repeat, parts in enumerate(splits) for k, (train, test) in enumerate(parts)]
+    predictions = [np.full(len(labels), None, dtype=object) for _ in range(repeats)]
+    fold_accuracies: dict[int, list[float]] = {}
+    with (executor or ExecutorSettings()).make(threads, len(tasks)) as pool, tqdm(
+            total=len(tasks), desc=f"folds x repeats ({pool.workers} worker{'s' if pool.workers > 1 else ''})",
+            disable=not progress) as bar:
+        for outcome in pool.run(fit_fold, (recipe, labels, classes, dataset.groups()), tasks):
+            repeat, _, test, _ = outcome.task.args
+            if outcome.error is not None:
+                raise ExecutorError(f"{outcome.task.key}: {outcome.error}")
+            predictions[repeat][test] = outcome.value
+            bar.update()
+    for task in tasks:  # in fold order, whatever order they finished in
+        repeat, _, test, _ = task.args
+        fold_accuracies.setdefault(repeat, []).append(float(np.mean(predictions[repeat][test] == labels[test])))
     accuracies: list[float] = []
     first: dict[str, object] = {}
-    started = time.perf_counter()
     for repeat in range(repeats):
-        predictions = np.full(len(labels), None, dtype=object)
         tested = np.zeros(len(labels), bool)
-        fold_accuracies = []
-        splits = list(split_indices(protocol, dataset, folds, seed + repeat, test_mask))
-        for train, test in tqdm(splits, desc=f"folds (repeat {repeat + 1}/{repeats})", disable=not progress):
-            model = recipe.fit(train[recipe.found[train]], labels, classes, groups, seed + repeat)
-            predictions[test] = predict(recipe, model, test)
+        for _, test in splits[repeat]:
             tested[test] = True
-            fold_accuracies.append(float(np.mean(predictions[test] == labels[test])))
-        result = metrics(labels[tested], predictions[tested], classes)
+        result = metrics(labels[tested], predictions[repeat][tested], classes)
         accuracies.append(float(result["accuracy"]))
-        first = first or {**result, "fold_accuracy": fold_accuracies}
+        first = first or {**result, "fold_accuracy": fold_accuracies[repeat]}
     mean, half = mean_ci95(accuracies)
     return {
         **first, "protocol": protocol, "folds": folds, "repeats": repeats, "seed": seed,
         "accuracy_mean": mean, "accuracy_ci95": half, "accuracy_repeats": accuracies, **recipe.describe(),
-        "seconds": round(time.perf_counter() - started, 2),
+        "seconds": round(time.perf_counter() - started, 2), "executor": pool.description,
     }
 
 
