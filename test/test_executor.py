@@ -246,3 +246,31 @@ def test_evaluate_repeats_give_the_same_numbers_in_one_process_and_in_workers(tm
     assert reports["1"] == reports["2"]
     assert len(reports["1"]["accuracy_repeats"]) == 3 and len(set(reports["1"]["accuracy_repeats"])) > 1
 
+
+def test_bag_evaluate_over_several_bags_gives_each_bag_its_own_report_as_one_bag_alone_does(tmp_path):
+    from bag_data import make_dataset
+
+    data = make_dataset(tmp_path / "faces")
+    bags = [tmp_path / "bags" / name for name in ("first", "second")]
+    for k, bag in enumerate(bags):
+        result = run_cli("bag", "from-dataset", str(data), str(bag), "--fps", str(10 + 20 * k), "--quiet")
+        assert result.returncode == 0, result.stderr
+    alone = tmp_path / "alone"
+    result = run_cli("bag", "evaluate", str(bags[1]), "--out", str(alone), "--jobs", "1", "--quiet")
+    assert result.returncode == 0, result.stderr
+    both = tmp_path / "both"
+    result = run_cli("bag", "evaluate", *map(str, bags), "--out", str(both), "--jobs", "2", "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in both.iterdir()) == ["first", "second"]
+    assert all((both / b.name / "results_bag").is_dir() and (both / b.name / "report.md").is_file() for b in bags)
+
+    def scores(folder: Path) -> dict:
+        results = json.loads((folder / "results.json").read_text())
+        return {k: results[k] for k in ("source", "accuracy", "confusion", "labels", "n", "n_no_face",
+                                        "ground_truth_frames", "frames", "bad_frames")}
+    assert scores(both / "second") == scores(alone)
+    first = scores(both / "first")
+    assert first["source"] == str(bags[0]) and first["n"] == 6  # the same frames at another rate: the same answers
+    assert {k: v for k, v in first.items() if k != "source"} == {k: v for k, v in scores(alone).items() if k != "source"}
+    clash = run_cli("bag", "evaluate", str(bags[0]), str(bags[0]), "--out", str(tmp_path / "clash"), "--quiet")
+    assert clash.returncode == 2 and "same folder name" in clash.stderr

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from tqdm import tqdm
 
+from emotion_perception.cli.common import add_executor_args, executor_settings
 from emotion_perception.core.errors import CommandError
 from emotion_perception.data.bags import (
     ENCODINGS,
@@ -42,10 +45,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     evaluate = commands.add_parser("evaluate", help="the landmark pipeline over a bag's frames -> report + "
                                    "results bag")
-    evaluate.add_argument("bag", metavar="BAG")
+    evaluate.add_argument("bag", metavar="BAG", nargs="+", help="one or more bags (several: one task each, run on "
+                          "--jobs processes or a --cluster whose workers read the bags at the same paths)")
     evaluate.add_argument("--out", required=True, metavar="DIR",
                           help="report folder (report.md, results.json, results_bag/); new, empty or an "
-                          "earlier report")
+                          "earlier report. With several bags, DIR/<bag folder name>/ for each")
     evaluate.add_argument("--model", default="forest", metavar="forest|cnn|PATH",
                           help="forest (the shipped landmark forest, default), cnn (the shipped small ResNet, "
                           "resnet_emotion_node's step), or a .npz forest / .pt CNN file")
@@ -59,6 +63,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                           help="any other adversarial_injector_node parameter, e.g. target_image=face.png (needed "
                           "by scaling), steps=20, box_fill=mean; repeat for several")
     evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_executor_args(evaluate)
     evaluate.set_defaults(func=run_evaluate)
 
 
@@ -99,41 +104,93 @@ def attack_params(pairs: list[str]) -> dict[str, object]:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     from emotion_perception.attacks.registry import NAMES as ATTACKS
-    from emotion_perception.experiments.bag_evaluation import RESULTS_BAG, AttackSettings, FrameClassifier, evaluate_bag
+    from emotion_perception.experiments.bag_evaluation import (
+        AttackSettings,
+        BagWork,
+        FrameClassifier,
+        evaluate_bag_task,
+    )
+    from emotion_perception.experiments.executor import InProcess, Task
     from emotion_perception.models.shipped import load_classifier
 
     if args.attack != "none" and args.attack not in ATTACKS:
         raise CommandError(f"unknown attack {args.attack!r}; choose from none, {', '.join(ATTACKS)}")
     if not 0.0 <= args.epsilon <= 1.0:
         raise CommandError(f"--epsilon must be in [0, 1], got {args.epsilon}")
-    out = Path(args.out)
+    executor = executor_settings(args)
+    outs = report_folders(args.bag, Path(args.out))
+    params = attack_params(args.attack_param)
+    for bag in args.bag:
+        with BagReader(bag, args.topic) as reader:  # check every bag before loading anything else
+            if reader.truth_connection is None:
+                raise CommandError(f"{bag}: no {GROUND_TRUTH_TOPIC} topic, nothing to score against")
+    work = BagWork(FrameClassifier(load_classifier(args.model), args.landmark_model),
+                   AttackSettings(args.attack, args.epsilon, args.seed, params), args.topic)
+    tasks = [Task(f"bag{k}", bag) for k, bag in enumerate(args.bag)]
+    failed = []
     try:
-        check_output_folder(out)
+        with executor.make(1, len(tasks)) as pool, tqdm(total=len(tasks), desc=f"bags ({pool.workers} worker"
+                                                        f"{'s' if pool.workers > 1 else ''})", unit="bag",
+                                                        disable=args.quiet or len(tasks) == 1) as bar:
+            work.frame_bars = isinstance(pool, InProcess) and not args.quiet
+            for outcome in pool.run(evaluate_bag_task, work, tasks):
+                bar.update()
+                out = outs[outcome.task.args]
+                if outcome.error is not None:
+                    failed.append(outcome.task.args)
+                    print(f"{outcome.task.args}: failed, its worker was lost each time ({outcome.error})",
+                          file=sys.stderr)
+                    continue
+                write_bag_report(out, *outcome.value)
+                print_bag_line(out, outcome.value[0])
     except ValueError as error:
         raise CommandError(str(error)) from None
-    params = attack_params(args.attack_param)
-    with BagReader(args.bag, args.topic) as reader:  # check the bag before loading anything else
-        total = reader.frame_count
-        if reader.truth_connection is None:
-            raise CommandError(f"{args.bag}: no {GROUND_TRUTH_TOPIC} topic, nothing to score against")
-    classifier = FrameClassifier(load_classifier(args.model), args.landmark_model)
+    if failed:
+        print(f"emotion-perception bag evaluate: {len(failed)} bag(s) failed; run the same command again for them",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+def report_folders(bags: list[str], out: Path) -> dict[str, Path]:
+    """Each bag's report folder: `out` for one bag, out/<bag folder name> for several; each checked before any
+    work (new, empty or an earlier report)."""
+    if len(bags) == 1:
+        outs = {bags[0]: out}
+    else:
+        names = [Path(bag).name for bag in bags]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise CommandError(f"bags with the same folder name ({', '.join(repeated)}): their reports would collide")
+        if out.exists() and not out.is_dir():
+            raise CommandError(f"--out {out}: exists and is not a folder")
+        outs = {bag: out / name for bag, name in zip(bags, names)}
+    for folder in outs.values():
+        try:
+            check_output_folder(folder)
+        except ValueError as error:
+            raise CommandError(str(error)) from None
+    return outs
+
+
+def write_bag_report(out: Path, run: Any, files: dict[str, bytes]) -> None:
+    """report.md, results.json and the results bag, staged beside `out` and moved there whole."""
     out.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     stage.chmod(0o755)
     try:
-        with tqdm(total=total, desc="frames", unit="frame", disable=args.quiet) as bar:
-            run = evaluate_bag(args.bag, stage / RESULTS_BAG, classifier,
-                               AttackSettings(args.attack, args.epsilon, args.seed, params), args.topic,
-                               lambda n: bar.update(1))
+        for name, data in files.items():
+            (stage / name).parent.mkdir(parents=True, exist_ok=True)
+            (stage / name).write_bytes(data)
         write_report(stage, run.results)
         replace_folder(stage, out)
-    except ValueError as error:
-        raise CommandError(str(error)) from None
     finally:
         shutil.rmtree(stage, ignore_errors=True)
+
+
+def print_bag_line(out: Path, run: Any) -> None:
     r = run.results
     accuracy = "n/a" if r["accuracy"] is None else f"{100 * r['accuracy']:.1f} %"
     print(f"{out}: accuracy {accuracy} over {r['n']} answered labelled frames of {r['ground_truth_frames']} "
           f"({r['n_no_face'] or 0} without a face, {run.bad_frames} bad frames); {run.frames} frames in "
           f"{run.seconds:.1f} s ({run.frames / max(run.seconds, 1e-9):.1f} frames/s)")
-    return 0

@@ -13,7 +13,9 @@ live node with `detect_every:=1 detect_tiles:=1` to compare its answers with thi
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -56,6 +58,14 @@ class FrameClassifier:
         self.tracker = FaceTracker(detector, LandmarkPredictor(landmark_model))
         self.tracker.apply_params(self.params)
         self.name = detail_name(classifier)
+
+    def fresh(self) -> FrameClassifier:
+        """The same step with a new tracker (face ids from 1 again), so that a bag's answers never depend on the
+        bags evaluated before it by the same process."""
+        other = copy.copy(self)
+        other.tracker = FaceTracker(self.tracker.detector, self.tracker.predictor)
+        other.tracker.apply_params(self.params)
+        return other
 
     def classify(self, encoding: str, height: int, width: int, step: int, data: Any,
                  is_bigendian: bool) -> tuple[list[int], list[FacePrediction]]:
@@ -148,6 +158,31 @@ def evaluate_bag(
                                           **({"params": attack.params} if attack.params else {})},
         "seconds": round(seconds, 3), "frames": frames, "bad_frames": bad})
     return EvaluationRun(results, frames, bad, seconds)
+
+
+@dataclass
+class BagWork:
+    """What every bag of a `bag evaluate` run shares (sent once to each worker): the per-frame step, the attack, the
+    image topic, and whether to show a progress bar over each bag's frames (only where it runs in this process)."""
+
+    classifier: FrameClassifier
+    attack: AttackSettings
+    image_topic: str
+    frame_bars: bool = False
+
+
+def evaluate_bag_task(work: BagWork, bag: str) -> tuple[EvaluationRun, dict[str, bytes]]:
+    """The executor's task function for one bag: its evaluation, and the files of its results bag (written to a
+    temporary folder where it runs, so that the worker needs no access to the report folder)."""
+    from tqdm import tqdm
+
+    with tempfile.TemporaryDirectory(prefix="bag-evaluate-") as folder, \
+            tqdm(desc=f"frames {Path(bag).name}", unit="frame", disable=not work.frame_bars, leave=False) as bar:
+        run = evaluate_bag(bag, Path(folder) / RESULTS_BAG, work.classifier.fresh(), work.attack, work.image_topic,
+                           lambda n: bar.update(1))
+        files = {str(path.relative_to(folder)): path.read_bytes() for path in sorted(Path(folder).rglob("*"))
+                 if path.is_file()}
+    return run, files
 
 
 def _process(frame: BagFrame, index: int, classifier: FrameClassifier,
