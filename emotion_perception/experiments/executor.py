@@ -27,6 +27,7 @@ import socket
 import sys
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -218,7 +219,9 @@ class DaskExecutor(Executor):
             raise ExecutorError("GPU tasks, but no worker offers the resource GPU (start GPU workers with "
                                 "`dask worker ADDRESS --resources GPU=1`)")
         run_id = uuid.uuid4().hex[:8]
-        held = self.client.submit(_hold, shared, key=f"shared-{run_id}", pure=False)
+        with warnings.catch_warnings():  # Dask warns of a large graph: this is the one time the data is sent
+            warnings.filterwarnings("ignore", "Sending large graph", UserWarning)
+            held = self.client.submit(_hold, shared, key=f"shared-{run_id}", pure=False)
         self.client.replicate([held])  # on every worker now, so that tasks go where a core is free
         futures = {}
         for task in tasks:
