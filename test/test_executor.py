@@ -252,6 +252,7 @@ def test_bag_evaluate_over_several_bags_gives_each_bag_its_own_report_as_one_bag
 
     data = make_dataset(tmp_path / "faces")
     bags = [tmp_path / "bags" / name for name in ("first", "second")]
+    bags[0].parent.mkdir()
     for k, bag in enumerate(bags):
         result = run_cli("bag", "from-dataset", str(data), str(bag), "--fps", str(10 + 20 * k), "--quiet")
         assert result.returncode == 0, result.stderr
@@ -270,7 +271,8 @@ def test_bag_evaluate_over_several_bags_gives_each_bag_its_own_report_as_one_bag
                                         "ground_truth_frames", "frames", "bad_frames")}
     assert scores(both / "second") == scores(alone)
     first = scores(both / "first")
-    assert first["source"] == str(bags[0]) and first["n"] == 6  # the same frames at another rate: the same answers
-    assert {k: v for k, v in first.items() if k != "source"} == {k: v for k, v in scores(alone).items() if k != "source"}
+    assert first["source"] == str(bags[0]) and first["accuracy"] is not None  # the same frames at another rate:
+    del first["source"]  # the same answers
+    assert first == {k: v for k, v in scores(alone).items() if k != "source"}
     clash = run_cli("bag", "evaluate", str(bags[0]), str(bags[0]), "--out", str(tmp_path / "clash"), "--quiet")
     assert clash.returncode == 2 and "same folder name" in clash.stderr
