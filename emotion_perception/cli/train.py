@@ -11,7 +11,7 @@ import numpy as np
 import sklearn
 
 from emotion_perception.cli.cnn_commands import add_cnn_train_parser
-from emotion_perception.cli.common import add_analyzer_args, add_data_args, make_analyzer, make_cache
+from emotion_perception.cli.common import add_analyzer_args, add_data_args, make_analyzer, make_cache, output_file
 from emotion_perception.core.errors import CommandError
 from emotion_perception.data.datasets import load_datasets
 from emotion_perception.data.face_data import with_landmarks
@@ -59,7 +59,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_analyzer_args(forest)
     add_forest_args(forest)
     forest.add_argument("--name", default=None, help="model name stored in the file")
-    forest.add_argument("--out", required=True, help="output model file (.npz)")
+    forest.add_argument("--out", required=True, type=output_file, help="output model file (.npz)")
     forest.set_defaults(func=run_forest)
     add_cnn_train_parser(kinds)
 

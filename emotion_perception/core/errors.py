@@ -66,3 +66,12 @@ class ParameterError(EmotionPerceptionError, ValueError):
 
 class CommandError(EmotionPerceptionError):
     """A command-line error reported as one line on stderr with exit status 2."""
+
+
+class OutputError(EmotionPerceptionError, OSError):
+    """An output file or folder that cannot be written (read-only, under a regular file, a full disk, ...)."""
+
+
+class CacheError(EmotionPerceptionError, RuntimeError):
+    """A landmark cache file that cannot be opened, read or written (not a database, locked, read-only)."""
+
