@@ -75,3 +75,6 @@ class OutputError(EmotionPerceptionError, OSError):
 class CacheError(EmotionPerceptionError, RuntimeError):
     """A landmark cache file that cannot be opened, read or written (not a database, locked, read-only)."""
 
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread of a command so that it is cleaned up as after Ctrl-C."""
