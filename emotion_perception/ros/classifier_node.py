@@ -252,7 +252,7 @@ class ClassifierNode(LifecycleNode):
         stale = max(5.0, 3 * self.params["diagnostics_period"])
         state = "active" if self._active else "inactive"
         status = diagnostic_status(f"{self.get_fully_qualified_name()}: {self.TITLE}", state, figures, extra, stale,
-                                   since)
+                                   since, self._stats.seconds_since_failure())
         array = DiagnosticArray(status=[status])
         array.header.stamp = self.get_clock().now().to_msg()
         if "diagnostics" in self._pubs:

@@ -124,7 +124,7 @@ class AdversarialInjectorNode(Node):
                  "model_loaded": self.resources.model is not None}
         stale = max(5.0, 3 * self.params["diagnostics_period"])
         status = diagnostic_status(f"{self.get_fully_qualified_name()}: adversarial injector", "active",
-                                   figures, extra, stale, since)
+                                   figures, extra, stale, since, self.stats.seconds_since_failure())
         array = DiagnosticArray(status=[status])
         array.header.stamp = self.get_clock().now().to_msg()
         self.diagnostics_pub.publish(array)
