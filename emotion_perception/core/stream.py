@@ -1,9 +1,117 @@
-"""Health of a camera stream as a node sees it, without ROS: the diagnostics level after bad frames."""
+"""Health of a camera stream as a node sees it, without ROS: frames lost before the node (estimated from the input
+stamps), frames near the size limit of the transport, and the diagnostics level after bad frames.
+
+ROS 2 images carry no sequence number, so a frame lost in transport (dropped by DDS, overwritten in a keep-last-1
+reader before the node took it, too large for the shared-memory segment) leaves no trace but a gap in the stamps.
+At a steady camera rate the gaps tell how many frames are missing.
+"""
 
 from __future__ import annotations
 
+import statistics
+from collections import deque
+
 # After a bad frame or a processing error, the diagnostics stay WARN this long (the counts are kept for good).
 FAILURE_WARN_S = 10.0
+
+
+class LostFrames:
+    """Estimates the frames that never arrived from the gaps in the stamps of a steady stream.
+
+    The first `warmup` intervals give the camera's period (their median, refined over their whole span). From then
+    on every frame gets the index nearest to (stamp - first stamp) / period, and the period is refined from that
+    index, like a phase lock: stamp jitter of up to about a third of a period never counts as a loss (hardware or
+    driver stamps; stamps taken when a busy process got round to publishing may jitter more), and the estimate does
+    not drift over long runs. A skipped
+    index is a lost frame. Repeated stamps (a frame sent twice) and stamps that go back by less than `max_gap_s`
+    (out of order) are ignored. A gap longer than `max_gap_s` or a jump back further than that (a pause, a bag
+    replayed again) starts the estimate afresh. So does a change of rate: a faster camera shows as a lost lock
+    (half of the last `recent` frames 0.4 period or more off their index); a slower one as a gap before every one
+    of the last `recent` frames, whose losses are then taken back (a stream that loses more than about 95 % of
+    its frames reads as a slower one).
+    """
+
+    def __init__(self, warmup: int = 20, max_gap_s: float = 2.0, recent: int = 32) -> None:
+        self.warmup = warmup
+        self.max_gap_ns = round(max_gap_s * 1e9)
+        self.lost = 0  # frames estimated lost, in all
+        self.restarts = 0  # times the estimate started afresh (pauses, jumps, rate changes)
+        self._intervals: list[int] = []
+        self._off: deque[bool] = deque(maxlen=recent)  # the recent frames' distance from their index is large
+        self._missing: deque[int] = deque(maxlen=recent)  # frames lost before each of the recent frames
+        self._first = self._last = 0
+        self._index = 0
+        self._period = 0.0
+
+    @property
+    def period_s(self) -> float | None:
+        """The camera's period as estimated (None while warming up)."""
+        return self._period / 1e9 if self._period else None
+
+    def add(self, stamp_ns: int) -> int:
+        """Take the next received frame's stamp; the number of frames lost just before it."""
+        if stamp_ns <= 0:
+            return 0
+        last = self._last
+        if not last or abs(stamp_ns - last) > self.max_gap_ns:
+            self._restart(stamp_ns, counted=bool(last))
+            return 0
+        if stamp_ns <= last:
+            return 0
+        self._last = stamp_ns
+        if not self._period:
+            self._intervals.append(stamp_ns - last)
+            if len(self._intervals) >= self.warmup:  # lock on: the median interval, refined over the whole span
+                rough = statistics.median(self._intervals)
+                self._index = sum(max(1, round(interval / rough)) for interval in self._intervals)
+                self._period = (stamp_ns - self._first) / self._index
+            return 0
+        elapsed = stamp_ns - self._first
+        index = max(round(elapsed / self._period), self._index + 1)
+        missing = index - self._index - 1
+        self._off.append(abs(elapsed - index * self._period) >= 0.4 * self._period)
+        self._missing.append(missing)
+        if len(self._off) == self._off.maxlen:
+            if all(self._missing):  # the camera slowed down: what looked lost was never sent
+                self.lost -= sum(self._missing) - missing
+                self._restart(stamp_ns, counted=True)
+                return 0
+            if sum(self._off) >= len(self._off) / 2:
+                self._restart(stamp_ns, counted=True)
+                return 0
+        self._index = index
+        self._period = elapsed / index
+        self.lost += missing
+        return missing
+
+    def _restart(self, stamp_ns: int, counted: bool) -> None:
+        self.restarts += counted
+        self._intervals, self._period = [], 0.0
+        self._off.clear()
+        self._missing.clear()
+        self._first = self._last = stamp_ns
+        self._index = 0
+
+
+class FrameSizeWatch:
+    """Says once when frames come near the size limit of the transport: the shared-memory segment of the Fast DDS
+    profile. A frame larger than the segment goes over UDP instead, slower and, with best-effort QoS, often lost."""
+
+    def __init__(self, limit_bytes: int | None, fraction: float = 0.75) -> None:
+        self.limit_bytes = limit_bytes
+        self.fraction = fraction
+        self.warned = False
+
+    def check(self, size_bytes: int, what: str) -> str | None:
+        """A warning the first time a frame of `size_bytes` is above `fraction` of the limit, else None; `what`
+        names the frame."""
+        if self.warned or not self.limit_bytes or size_bytes < self.fraction * self.limit_bytes:
+            return None
+        self.warned = True
+        where = "larger than" if size_bytes > self.limit_bytes else "near the size of"
+        return (f"{what} is {size_bytes / 2**20:.1f} MiB, {where} the {self.limit_bytes / 2**20:g} MiB shared-memory "
+                "segment of the Fast DDS profile: larger frames go over UDP, slower and often lost (a larger "
+                "segment_size, smaller frames; docs/nodes.md#large-frames-the-fast-dds-profile)")
 
 
 def health(state: str, seconds_since_input: float | None, stale_after_s: float, seconds_since_failure: float | None,

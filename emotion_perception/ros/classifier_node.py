@@ -25,13 +25,16 @@ from emotion_perception.core.annotate import draw_faces
 from emotion_perception.core.detail import face_entries
 from emotion_perception.core.errors import EmotionPerceptionError, ImageError
 from emotion_perception.core.faces import FaceDetector
+from emotion_perception.core.frames import check_frame
 from emotion_perception.core.landmarks import LandmarkPredictor
 from emotion_perception.core.params import ParamSpec
 from emotion_perception.core.pipeline import classify_camera_frame
 from emotion_perception.core.smoothing import ScoreSmoother
+from emotion_perception.core.stream import FrameSizeWatch, LostFrames
 from emotion_perception.core.tracking import FaceTracker
 from emotion_perception.core.types import Classifier, FacePrediction
 from emotion_perception.models.shipped import detail_name
+from emotion_perception.ros.env import shm_segment_bytes
 from emotion_perception.ros.plumbing import (
     NewestFrameWorker,
     ProcessingStats,
@@ -68,6 +71,9 @@ class ClassifierNode(LifecycleNode):
         self._model_file = ""
         self._worker: NewestFrameWorker | None = None
         self._stats = ProcessingStats()
+        self._received = 0
+        self._lost = LostFrames()
+        self._size_watch = FrameSizeWatch(shm_segment_bytes())
         self._last_input: float | None = None
         self._last_shape: tuple[int, int] | None = None
         self._subscription = None
@@ -109,7 +115,7 @@ class ClassifierNode(LifecycleNode):
             "debug": self.create_lifecycle_publisher(Image, f"{self.TOPIC}/debug_image", 1),
             "diagnostics": self.create_lifecycle_publisher(DiagnosticArray, "/diagnostics", 10),
         }
-        self._stats = ProcessingStats()
+        self._stats, self._received, self._lost = ProcessingStats(), 0, LostFrames()
         self._configured = True
         self.get_logger().info(
             f"configured: model {detail_name(self.model)} ({self._model_file}), landmarks "
@@ -189,9 +195,24 @@ class ClassifierNode(LifecycleNode):
     # --- frames ------------------------------------------------------------------------------------
 
     def _on_image(self, msg: Image) -> None:
+        """Every frame that arrives is counted and checked here: a bad one never takes a good one's place."""
         self._last_input = time.monotonic()
+        self._received += 1
+        self._lost.add(stamp_ns(msg.header.stamp))
+        warning = self._size_watch.check(len(msg.data), f"a received {msg.width}x{msg.height} {msg.encoding} frame")
+        if warning:
+            self.get_logger().warning(warning)
+        try:
+            check_frame(msg.encoding, msg.height, msg.width, msg.step, len(msg.data), self.params["max_image_pixels"])
+        except ImageError as error:
+            self._bad_frame(msg, error)
+            return
         if self._worker is not None:
             self._worker.offer(msg)
+
+    def _bad_frame(self, msg: Image, error: ImageError) -> None:
+        self._stats.frame_failed(f"{msg.width}x{msg.height} {msg.encoding!r}: {error}", bad_frame=True)
+        self.get_logger().warning(f"bad frame skipped: {error}", throttle_duration_sec=5.0)
 
     def _process(self, msg: Image) -> None:
         start = time.perf_counter()
@@ -201,8 +222,7 @@ class ClassifierNode(LifecycleNode):
         try:
             gray = image_to_gray(msg, p["max_image_pixels"])
         except ImageError as error:
-            self._stats.frame_failed(f"{msg.width}x{msg.height} {msg.encoding!r}: {error}", bad_frame=True)
-            self.get_logger().warning(f"bad frame skipped: {error}", throttle_duration_sec=5.0)
+            self._bad_frame(msg, error)
             return
         if gray.shape != self._last_shape:
             tracker.reset()
@@ -224,7 +244,10 @@ class ClassifierNode(LifecycleNode):
         entries = face_entries(ids, predictions, p["min_confidence"], p["publish_landmarks"], frame_labels)
         self.annotate(entries, predictions)
         processing = (time.perf_counter() - start) * 1000
-        detail = detail_json(msg.header, detail_name(self.model), (width, height), entries, latency, processing)
+        worker = self._worker
+        frames = {"lost_frames": self._lost.lost, "dropped_frames": worker.dropped if worker else 0}
+        detail = detail_json(msg.header, detail_name(self.model), (width, height), entries, latency, processing,
+                             frames)
         pubs = self._pubs
         if predictions and not entries[0]["uncertain"]:
             pubs["emotion"].publish(String(data=predictions[0].label))
@@ -243,9 +266,10 @@ class ClassifierNode(LifecycleNode):
 
     def _publish_diagnostics(self) -> None:
         worker = self._worker
-        received = worker.received if worker else 0
+        received = self._received
         figures = self._stats.snapshot(received)
         figures["dropped_frames"] = worker.dropped if worker else 0
+        figures["lost_frames"] = self._lost.lost
         since = None if self._last_input is None else time.monotonic() - self._last_input
         extra = {"model_file": self._model_file, **self.describe(), "detect_every": self.params["detect_every"],
                  "received_frames": received}
