@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from emotion_perception.attacks.injector import ATTACKER_PARAMS
-from emotion_perception.core.params import FRAME_STEP_PARAMS, ParamSpec
+from emotion_perception.core.params import FRAME_STEP_PARAMS, NEW_FACE_PARAMS, ParamSpec
 from emotion_perception.data.sources import OUTPUT_ENCODINGS, SOURCE_TYPES
 
 RELIABILITY = ParamSpec("reliability", "best_effort", "QoS reliability of the image subscription (match the camera "
@@ -41,6 +41,7 @@ LANDMARK_NODE_PARAMS: tuple[ParamSpec, ...] = (
     LANDMARK_MODEL,
     DIAGNOSTICS_PERIOD,
     *FRAME_STEP_PARAMS,
+    *NEW_FACE_PARAMS,
     *OUTPUTS,
     ParamSpec("explain", False, "add to each face in emotion/detail the surrogate rule of its label that fires "
               "(named landmark measurements; see `emotion-perception explain`), or null", tunable=True),
@@ -59,6 +60,7 @@ RESNET_NODE_PARAMS: tuple[ParamSpec, ...] = (
     LANDMARK_MODEL,
     DIAGNOSTICS_PERIOD,
     *FRAME_STEP_PARAMS,
+    *NEW_FACE_PARAMS,
     *OUTPUTS,
 )
 
