@@ -80,7 +80,7 @@ NEW_FACE_PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("min_detection_score", 0.3, "detector score a new face needs to be published on its first detection "
               "(dlib HOG scores: clear frontal faces score about 1 and more; docs/reliability.md)", 0.0, 5.0,
               tunable=True),
-    ParamSpec("confirm_detections", 6, "a new face scoring below min_detection_score is published only once the "
+    ParamSpec("confirm_detections", 8, "a new face scoring below min_detection_score is published only once the "
               "detector has found it on this many frames in a row (searching a window around it; 1: at once, "
               "whatever its score; 0: never)", 0, 30, tunable=True),
 )
