@@ -111,17 +111,18 @@ def test_reliability_a_weak_intermittent_false_face_gets_no_id(model):
     never published, with confirm_detections 1 (every detection at once, as before) it comes and goes."""
     params = defaults(LANDMARK_NODE_PARAMS)
     frames = demo_frames("mono8")[:2]
-    confirmed = count_phantoms(frames, 600, params, model, hold=30, phantom_rate=0.25, noise=2.0)
+    confirmed = count_phantoms(frames, 300, params, model, hold=30, phantom_rate=0.25, noise=2.0)
     assert confirmed["phantom_ids"] == 0
     assert confirmed["frames_with_a_real_face_published"] == confirmed["frames_showing_a_real_face"]
-    every = count_phantoms(frames, 600, {**params, "confirm_detections": 1}, model, hold=30, phantom_rate=0.25,
+    every = count_phantoms(frames, 300, {**params, "confirm_detections": 1}, model, hold=30, phantom_rate=0.25,
                            noise=2.0)
     assert every["phantom_ids"] >= 5
 
 
 def test_reliability_a_weak_real_face_is_published_after_its_confirmations(model):
     """The astronaut's face scores about 1.4: taken as weak (min_detection_score 3), it is published from its
-    confirm_detections-th frame on, under one id; with confirm_detections 0 never."""
+    confirm_detections-th frame on, under one id; with confirm_detections 0 never; detecting on every frame (each
+    frame on its own, as bag evaluate) at once."""
     gray = to_gray_u8(happy_frame())
     params = {**defaults(LANDMARK_NODE_PARAMS), "min_detection_score": 3.0, "confirm_detections": 4}
     tracker = node_tracker(params)
@@ -129,3 +130,5 @@ def test_reliability_a_weak_real_face_is_published_after_its_confirmations(model
     assert ids[:3] == [[], [], []] and all(len(i) == 1 for i in ids[3:]) and len({i[0] for i in ids[3:]}) == 1
     never = node_tracker({**params, "confirm_detections": 0})
     assert all(classify_camera_frame(never, model, gray, 1280)[0] == [] for _ in range(20))
+    each_frame_alone = node_tracker({**params, "detect_every": 1, "detect_tiles": 1})  # as bag evaluate
+    assert len(classify_camera_frame(each_frame_alone, model, gray, 1280)[0]) == 1

@@ -82,7 +82,8 @@ NEW_FACE_PARAMS: tuple[ParamSpec, ...] = (
               tunable=True),
     ParamSpec("confirm_detections", 8, "a new face scoring below min_detection_score is published only once the "
               "detector has found it on this many frames in a row (searching a window around it; 1: at once, "
-              "whatever its score; 0: never)", 0, 30, tunable=True),
+              "whatever its score; 0: never); with detect_every and detect_tiles 1 (each frame on its own, as bag "
+              "evaluate) at once", 0, 30, tunable=True),
 )
 
 

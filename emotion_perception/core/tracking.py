@@ -21,7 +21,8 @@ A new face whose detection scores below `min_detection_score` is tentative: it i
 returned only once the detector has found it on `confirm_detections` frames in a row (on the frames after its
 first detection, in a window around it); a frame that misses it drops it. So a weak false detection that comes
 and goes with the camera's noise never gets an id, while a weak real face is returned a few frames late. Losing
-a tentative face starts no sweep.
+a tentative face starts no sweep. With `detect_every` = `detect_tiles` = 1 every frame is judged on its own (as
+`bag evaluate` does), so a weak new face is returned at once (or, with `confirm_detections` 0, never).
 """
 
 from __future__ import annotations
@@ -218,6 +219,11 @@ class FaceTracker:
         self.min_detection_score = float(min_detection_score)
         self.confirm_detections = int(confirm_detections)
 
+    @property
+    def per_frame(self) -> bool:
+        """Detection on every frame, the whole frame at once: each frame's result depends on it alone."""
+        return self.detect_every == 1 and self.detect_tiles == 1
+
     def apply_params(self, params: Mapping[str, Any]) -> None:
         """Take the settings from a classifier node's parameters (names as in `ros.params`; those of new faces
         are optional). A change of what the detector finds starts a new detection on the next frame, so that it
@@ -293,8 +299,8 @@ class FaceTracker:
                 track.box, track.guess = box, True
                 self._detected(track)
             else:
-                strong = box.score >= self.min_detection_score or self.confirm_detections == 1
-                if not strong and self.confirm_detections == 0:
+                strong = box.score >= self.min_detection_score or self.confirm_detections == 1 or self.per_frame
+                if box.score < self.min_detection_score and self.confirm_detections == 0:
                     continue
                 track = _Track(next(self._ids), dlib.correlation_tracker(), box, confirmed=strong, seen=self._frame)
                 track.tracker.start_track(gray, box.to_dlib())
