@@ -325,12 +325,12 @@ def run_cli_cases(work: Path, progress: Callable[[CliOutcome], None] | None = No
 
 def signal_commands(work: Path) -> dict[str, list[str]]:
     """The long commands signalled: train, evaluate, trials and bag evaluate on a small face folder (each writes
-    its outputs under work/out)."""
+    its outputs under out/ and its own landmark cache, cache.sqlite, in the folder it runs in)."""
     faces = make_dataset(work / "in" / "faces")
     bag = work / "in" / "faces_bag"
     if not bag.exists():
         run_cli(["bag", "from-dataset", str(faces), str(bag), "--quiet"], work)
-    cache = str(work / "cache.sqlite")
+    cache = "cache.sqlite"
     return {
         "train": ["train", "--data", str(faces), "--out", "out/m.npz", "--cache", cache, "--quiet",
                   "--n-estimators", "20"],
