@@ -18,6 +18,12 @@ or `autostart:=false`) configures and activates it at start, so no lifecycle man
 `autostart:=false` it stays unconfigured until e.g. `ros2 lifecycle set /landmark_emotion_node configure`.
 With `attack` given and other than none, adversarial_injector_node subscribes to the camera topic and every
 classifier subscribes to its `image_attacked` output instead of the camera.
+
+Whatever the params file says, the launch file sets the scorer's `detail_topics` (the classifiers it starts),
+image_source_node's `wait_for_subscribers` (the nodes it starts that read the camera topic, so that a short folder
+or bag is not over before they listen) and `wait_for_scorer`, adversarial_injector_node's `wait_for_subscribers`
+(the classifiers under attack), the scorer's `wait_for_classifiers` and, when both classifiers run,
+resnet_emotion_node's `publish_hri` to false (one publisher of the REP-155 faces).
 """
 
 from __future__ import annotations
@@ -178,6 +184,18 @@ def _nodes(context, *args, **kwargs):
         SCORER: "image" if switch["use_scorer"] else None,  # reads no image: a no-op remapping
     }
     parameters = overrides(config)
+    if switch["use_landmark"] and switch["use_resnet"]:  # one publisher of the REP-155 faces: the landmark node
+        parameters["resnet_emotion_node"]["publish_hri"] = False
+    # the source holds its first frame until the nodes reading the camera topic listen: a short folder or bag is
+    # otherwise over before they have loaded their models
+    readers = [executable for executable in (INJECTOR, *CLASSIFIERS) if wanted[executable] == camera]
+    parameters[SOURCE]["wait_for_subscribers"] = len(readers)
+    # ... and, under attack, the injector until the classifiers listen; with a scorer, until the scorer has seen
+    # every classifier (a classifier it discovers late would miss the frames of a short replay)
+    if attacked:
+        parameters[INJECTOR]["wait_for_subscribers"] = sum(wanted[c] == "image_attacked" for c in CLASSIFIERS)
+    if switch["use_scorer"]:
+        parameters[SOURCE]["wait_for_scorer"] = parameters[SCORER]["wait_for_classifiers"] = True
     # the scorer scores the classifiers that run, whatever the params file lists
     parameters[SCORER]["detail_topics"] = [
         topic for topic, used in (("emotion/detail", switch["use_landmark"]),

@@ -30,3 +30,34 @@ def ros_context():
     rclpy.init(context=context)
     yield context
     context.try_shutdown()
+
+
+@pytest.fixture(scope="session")
+def ros_overlay() -> dict[str, str]:
+    """The environment of `. .ros_overlay/setup.sh` (the launch system, the `ros2` command line and hri_msgs) on
+    top of this session's: the overlay built first by tools/build_ros_overlay.sh, which returns at once when it is
+    up to date. At the end, the ros2 daemon that the `ros2` commands started is stopped."""
+    import subprocess
+
+    repo = Path(__file__).resolve().parents[1]
+    sources = Path(os.environ.get("ROS_SRC", repo.parent / "shared" / "ros_src"))
+    if not sources.is_dir():
+        pytest.skip(f"no ROS sources for the overlay at {sources} (../shared/ros_src beside the repository)")
+    build = subprocess.run([str(repo / "tools" / "build_ros_overlay.sh")], capture_output=True, text=True,
+                           timeout=1800)
+    assert build.returncode == 0, build.stdout + build.stderr
+    dump = subprocess.run(["bash", "-c", ". .ros_overlay/setup.sh && env -0"], cwd=repo, capture_output=True,
+                          text=True, check=True)
+    env = dict(item.split("=", 1) for item in dump.stdout.split("\0") if "=" in item)
+    yield env
+    subprocess.run(["ros2", "daemon", "stop"], env=env, capture_output=True, timeout=60)
+
+
+@pytest.fixture
+def processes(ros_overlay, tmp_path):
+    """Start and run commands with the overlay's environment; whatever is still running is killed at the end."""
+    from overlay_helpers import Processes
+
+    started = Processes(ros_overlay, tmp_path)
+    yield started
+    started.kill_all()

@@ -58,7 +58,7 @@ def check_outputs(out: Path, data: Path) -> None:
     assert grid is not None and grid.shape[0] > 160 and grid.shape[1] >= 3 * 160
 
 
-@pytest.mark.parametrize("name", ["eye_boxes", "jaw_box", "gaussian", "salt_pepper"])
+@pytest.mark.parametrize("name", ["eye_boxes", "jaw_box", "mask", "gaussian", "salt_pepper"])
 def test_attack_writes_one_image_per_input_and_examples(tmp_path, data, name):
     out, report = attack(tmp_path, data, name)
     check_outputs(out, data)

@@ -18,6 +18,7 @@ from emotion_perception.core.faces import FaceBox, FaceDetector
 from emotion_perception.core.pipeline import EmotionPipeline, FaceAnalyzer, classify_faces
 from emotion_perception.models import cnn_training
 from emotion_perception.models.augment import geometric
+from emotion_perception.models.balance import balancing_weights
 from emotion_perception.models.cnn import (
     ARCHS,
     CnnClassifier,
@@ -31,7 +32,7 @@ from emotion_perception.models.cnn import (
     resolve_device,
     save_cnn,
 )
-from emotion_perception.models.cnn_training import EarlyStopping, TrainSettings, balancing_weights, lr_factor, train_cnn
+from emotion_perception.models.cnn_training import EarlyStopping, TrainSettings, lr_factor, train_cnn
 from emotion_perception.models.crops import crop_face, landmarks_from_crop, landmarks_in_crop
 
 torch.set_num_threads(1)

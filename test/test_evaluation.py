@@ -90,8 +90,8 @@ def folder(name: str, n: int, subjects: list[str] | None, splits: list[str] | No
 
 
 def test_leave_dataset_out_joins_folders_that_share_people_and_holds_out_test_splits():
-    from emotion_perception.data.datasets import concat
-    from emotion_perception.experiments.evaluation import dataset_groups, leave_dataset_out
+    from emotion_perception.data.datasets import concat, dataset_groups
+    from emotion_perception.experiments.evaluation import leave_dataset_out
 
     ck = folder("ck", 4, ["S1", "S1", "S2", "S2"])
     ck_neutral = folder("ck_neutral", 2, ["S2", "S3"])  # shares S2 with ck: the same people

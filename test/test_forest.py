@@ -11,7 +11,8 @@ import pytest
 from sklearn.datasets import make_classification
 
 from emotion_perception.core.errors import ForestFileError
-from emotion_perception.models.forest import FlatForest, load_forest, save_forest, train_forest
+from emotion_perception.models.forest import FlatForest, load_forest, save_forest, train_balanced_forest, train_forest
+from emotion_perception.models.landmark_model import ForestSettings
 
 
 @pytest.fixture(scope="module")
@@ -130,3 +131,37 @@ def test_atomic_path_leaves_nothing_when_the_writer_fails(tmp_path: Path):
     with atomic_path(target) as partial:
         partial.write_bytes(b"new")
     assert target.read_bytes() == b"new" and sorted(p.name for p in tmp_path.iterdir()) == ["plot.png"]
+
+
+def test_balanced_bagging_draws_by_weight_and_places_each_tree_s_classes_by_name():
+    x, y = make_classification(n_samples=400, n_features=20, n_informative=8, n_classes=4, random_state=5)
+    labels = np.array(["anger", "fear", "happy", "sadness"])[y]
+    weights = np.where(labels == "sadness", 1e-6, 1.0)  # sadness almost never drawn
+    forest = train_balanced_forest(x, labels, weights, n_estimators=30, bag_size=60, seed=2)
+    assert forest.classes == ["anger", "fear", "happy", "sadness"] and forest.n_trees == 30
+    proba = forest.predict_proba(x)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    assert proba[:, 3].max() < 0.1  # trees that never saw sadness give it no votes
+    again = train_balanced_forest(x, labels, weights, n_estimators=30, bag_size=60, seed=2)
+    np.testing.assert_array_equal(again.predict_proba(x), proba)  # seeded
+    fair = train_balanced_forest(x, labels, np.ones(len(x)), n_estimators=30, bag_size=400, seed=2)
+    assert np.mean(fair.predict(x) == labels) > 0.9 and fair.predict_proba(x)[:, 3].max() > 0.5
+
+
+def test_equal_balance_gives_a_small_dataset_the_share_of_a_big_one():
+    rng = np.random.default_rng(0)
+    # Two "datasets" whose class means differ: the big one says feature 0 > 0 is happy, the small one the reverse.
+    big, small = rng.normal(size=(900, 3)), rng.normal(size=(100, 3))
+    labels = np.concatenate([np.where(big[:, 0] > 0, "happy", "sad"), np.where(small[:, 0] > 0, "sad", "happy")])
+    x = np.vstack([big, small])
+    strata = np.array(["big"] * 900 + ["small"] * 100, dtype=object)
+    settings = ForestSettings("centroid", n_estimators=20, mirror=False, n_jobs=1)
+    flat = ForestSettings(**{**vars(settings), "balance": "none"})
+    balanced_model = settings.fit(x, None, labels, 0, strata=strata)
+    bootstrap_model = flat.fit(x, None, labels, 0, strata=strata)
+    small_rows = np.arange(900, 1000)
+    def share(model):
+        return np.mean(model.forest.predict(x[small_rows]) == labels[small_rows])
+    assert share(balanced_model) > share(bootstrap_model)
+    assert balanced_model.header["balance"] == "equal" and bootstrap_model.header["balance"] == "none"
+    assert ForestSettings.like(balanced_model, n_jobs=1) == settings

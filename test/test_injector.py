@@ -11,6 +11,7 @@ from emotion_perception.attacks.injector import FrameAttacker, attack_params, fr
 from emotion_perception.core.errors import FrameError, InjectorSetupError
 from emotion_perception.core.frames import encode_frame
 from emotion_perception.core.params import defaults, validate
+from emotion_perception.core.pipeline import FaceAnalyzer
 from emotion_perception.ros.params import INJECTOR_PARAMS
 
 
@@ -53,6 +54,16 @@ def test_eye_boxes_on_rgb_frames_find_the_face():
     result = FrameAttacker(settings(attack="eye_boxes")).attack_frame(*fields(rgb, "rgb8"), index=0)
     assert result.applied and result.faces == 1
     assert 0.002 < np.mean(np.any(result.pixels != rgb, axis=2)) < 0.02  # two eye boxes, not the frame
+
+
+def test_a_surgical_mask_covers_the_lower_face_only():
+    frame = astronaut_bgr()
+    result = FrameAttacker(settings(attack="mask")).attack_frame(*fields(frame), index=0)
+    assert result.applied and result.faces == 1 and attack_params(settings(attack="mask"))["mask_fill"] == "folds"
+    landmarks = FaceAnalyzer().analyze(astronaut_gray())[0].landmarks
+    changed = np.flatnonzero(np.any(result.pixels != frame, axis=2).any(axis=1))
+    assert changed.min() > landmarks[36:48, 1].max() and changed.max() <= landmarks[8, 1] + 2  # eyes free, to the chin
+    assert 0.008 < np.mean(np.any(result.pixels != frame, axis=2)) < 0.05  # the lower face, not the frame
 
 
 def test_fraction_draw_is_seeded_and_near_the_fraction():

@@ -32,6 +32,11 @@ LAUNCH = REPO / "launch" / "emotion_perception.launch.py"
 BUILT_IN_PARAMETERS = {"use_sim_time"}  # declared by rclpy itself in every node
 PARAMS_FILE = "/given/params.yaml"  # what the default params_file stands for in the fake context
 EVERYTHING_ON = {"use_source": "true", "use_landmark": "true", "use_resnet": "true", "use_scorer": "true"}
+# what the launch file sets itself, whatever the params file says: the scorer scores the classifiers that run, one
+# classifier publishes the REP-155 faces, the source waits for the nodes that read the camera
+SET_BY_LAUNCH = {"scorer_node": {"detail_topics", "wait_for_classifiers"}, "resnet_emotion_node": {"publish_hri"},
+                 "image_source_node": {"wait_for_subscribers", "wait_for_scorer"},
+                 "adversarial_injector_node": {"wait_for_subscribers"}}
 
 
 @cache
@@ -208,13 +213,13 @@ def not_given_problems(launch: ModuleType) -> list[str]:
     if set(nodes) != set(NODE_PARAMS) - {"adversarial_injector_node"}:
         problems.append(f"started {sorted(nodes)}")
     for executable, node in nodes.items():
-        extra = {k: v for k, v in passed(node).items() if not (executable == "scorer_node" and k == "detail_topics")}
+        extra = {k: v for k, v in passed(node).items() if k not in SET_BY_LAUNCH.get(executable, ())}
         if extra:
             problems.append(f"{executable}: not given, yet passed: {extra}")
         if not node["parameters"] or node["parameters"][0] != PARAMS_FILE:
             problems.append(f"{executable}: the params file is not the first parameters entry: {node['parameters']}")
     injector = simulate(launch, attack="fgsm")["adversarial_injector_node"]
-    if passed(injector) != {"attack": "fgsm"}:
+    if passed(injector) != {"attack": "fgsm", "wait_for_subscribers": 1}:  # the one classifier that runs
         problems.append(f"adversarial_injector_node with only attack given: {passed(injector)}")
     return problems
 
@@ -258,6 +263,21 @@ def wiring_problems(launch: ModuleType) -> list[str]:
     only_landmark = simulate(launch, use_scorer="true")
     if passed(only_landmark["scorer_node"]).get("detail_topics") != ["emotion/detail"]:
         problems.append(f"scorer_node detail_topics {passed(only_landmark['scorer_node'])}")
+    for given, readers, resnet_hri in (({}, 1, None), ({"use_resnet": "true"}, 2, False),
+                                       ({"use_resnet": "true", "attack": "jaw_box"}, 1, False),
+                                       ({"use_resnet": "true", "use_landmark": "false"}, 1, None)):
+        nodes = simulate(launch, use_source="true", **given)
+        waits = passed(nodes["image_source_node"]).get("wait_for_subscribers")
+        hri = passed(nodes.get("resnet_emotion_node", {"parameters": []})).get("publish_hri")
+        injector_waits = passed(nodes.get("adversarial_injector_node", {"parameters": []})).get(
+            "wait_for_subscribers")
+        if (waits, hri, injector_waits) != (readers, resnet_hri, 2 if "attack" in given else None):
+            problems.append(f"{given}: the source waits for {waits} readers, resnet publish_hri {hri}, "
+                            f"the injector waits for {injector_waits}")
+    scored = simulate(launch, use_source="true", use_scorer="true")
+    if (passed(scored["image_source_node"]).get("wait_for_scorer"),
+            passed(scored["scorer_node"]).get("wait_for_classifiers")) != (True, True):
+        problems.append("with a scorer the source does not wait for it, or it does not wait for the classifiers")
     if set(simulate(launch)) != {"landmark_emotion_node"}:
         problems.append(f"by default started {sorted(simulate(launch))}")
     spaced = simulate(launch, namespace="robot1", dds_profile="")["landmark_emotion_node"]
@@ -309,10 +329,12 @@ def test_given_arguments_override_the_params_file_with_the_specs_type():
     assert given_problems(launch) == []
     nodes = simulate(launch, use_source="true", use_scorer="true", loop="true", rate="15", source="0",
                      detect_every="1")
-    assert passed(nodes["image_source_node"]) == {"loop": True, "rate": 15.0, "source": "0"}
-    assert passed(nodes["scorer_node"]) == {"source": "0", "detail_topics": ["emotion/detail"]}
+    given = {"loop": True, "rate": 15.0, "source": "0", "wait_for_subscribers": 1, "wait_for_scorer": True}
+    assert passed(nodes["image_source_node"]) == given
+    assert passed(nodes["scorer_node"]) == {"source": "0", "detail_topics": ["emotion/detail"],
+                                            "wait_for_classifiers": True}
     assert passed(nodes["landmark_emotion_node"]) == {"detect_every": 1}
-    assert nodes["image_source_node"]["parameters"] == [PARAMS_FILE, {"loop": True, "rate": 15.0, "source": "0"}]
+    assert nodes["image_source_node"]["parameters"] == [PARAMS_FILE, given]
 
 
 @pytest.mark.parametrize(("given", "reason"), [
@@ -328,7 +350,7 @@ def test_given_values_are_checked_against_the_spec(given: dict[str, str], reason
 
 def test_an_empty_params_file_leaves_the_nodes_own_defaults():
     node = simulate(load(), params_file="", loop="true", use_source="true")["image_source_node"]
-    assert node["parameters"] == [{"loop": True}]
+    assert node["parameters"] == [{"loop": True, "wait_for_subscribers": 1}]
 
 
 def test_wiring_the_injector_in_front_of_the_classifiers_namespace_and_dds_profile():
@@ -374,6 +396,10 @@ def test_example_command_lines_are_valid(where: str, line: str):
     ("INJECTOR: camera if attacked else None,", "INJECTOR: None,", "inputs"),
     ('"image" if switch["use_scorer"]', '"image" if switch["use_scorers"]', "'use_scorers', which is not"),
     ("value = _typed(name, given[name])", "value = given[name]", "loop:=true: image_source_node gets {'loop': 'true'}"),
+    ("for executable in (INJECTOR, *CLASSIFIERS) if", "for executable in CLASSIFIERS if",
+     "'attack': 'jaw_box'}: the source waits for 0 readers"),
+    ('if switch["use_landmark"] and switch["use_resnet"]:', 'if switch["use_resnet"]:',
+     "'use_landmark': 'false'}: the source waits for 1 readers, resnet publish_hri False"),
 ])
 def test_the_checks_catch_a_broken_launch_file(tmp_path: Path, old: str, new: str, problem: str):
     source = LAUNCH.read_text()

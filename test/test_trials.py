@@ -143,7 +143,7 @@ def test_resume_skips_finished_cells_and_reuses_their_results(faces, tmp_path):
 
 def test_trials_cli_writes_the_report_for_every_model_and_attack(faces, tmp_path):
     out = tmp_path / "report"
-    attacks = "clean,type_a,type_b,fgsm,pgd,scaling,noise,adaptive"
+    attacks = "clean,type_a,type_a_screened,type_b,mask,fgsm,pgd,scaling,scaling_defended,noise,adaptive"
     result = cli("trials", "--data", str(faces), "--models", "forest,cnn", "--attacks", attacks, "--repeats", "2",
                  "--cnn-repeats", "1", "--adaptive-repeats", "1", "--out", str(out), "--n-estimators", "5",
                  "--cnn-epochs", "1", "--surrogate-epochs", "1", "--epsilons", "0.01,0.05", "--noise-sigmas", "0.05",
@@ -154,19 +154,25 @@ def test_trials_cli_writes_the_report_for_every_model_and_attack(faces, tmp_path
     results = summary["results"]
     assert set(results) == {"forest", "forest_centroid", "cnn"}
     for model, row in results.items():
-        assert set(row) == set(attacks.split(",")), model
+        assert set(row) == {*attacks.split(","), "tamper_detection"}, model
+        detection = row.pop("tamper_detection")
+        assert set(detection["tpr"]) == {"jaw_box", "mask", "scaling", "scaling_defended", "eye_boxes", "noise@0.05"}
+        assert all(0 <= rate <= 1 for rate in detection["tpr"].values()) and 0 <= detection["fpr"] <= 1
+        assert detection["tpr"]["jaw_box"] > detection["fpr"]  # black boxes over the jaw are seen
         for attack, cell in row.items():
             assert set(cell) >= REQUIRED_CELL_KEYS, (model, attack)
             assert 0 <= cell["accuracy_mean"] <= 1 and cell["seconds"] >= 0
             assert set(cell["per_class"]) <= {"happy", "surprise"}
         assert row["clean"]["repeats"] == (2 if model.startswith("forest") else 1)
         assert set(row["type_a"]["poisoned"]) == {"happy", "surprise"}
+        assert set(row["type_a_screened"]["screened_out_mean"]) == {"happy", "surprise"}
         assert set(row["fgsm"]["by_variant"]) == {"eps=0.01", "eps=0.05"}
         assert set(row["adaptive"]["by_variant"]) == {"eps=0", "eps=0.01", "eps=0.05"}
         if model == "cnn":  # one repeat: no test is possible, and results.json says so with null
             assert row["type_b"]["paired_vs_clean"]["p"] is None
     report = (out / "report.md").read_text()
     assert "Table III" in report and "forest_centroid" in report and "Robust accuracy" in report
+    assert "Tamper check" in report and "screened" in report
     for name in ("per_class_forest.png", "accuracy_vs_eps.png", "confusion_cnn_clean.png", "results.csv"):
         assert (out / name).stat().st_size > 0, name
     again = cli("trials", "--data", str(faces), "--models", "forest", "--attacks", "clean", "--repeats", "2",
@@ -187,7 +193,7 @@ def test_both_protocols_side_by_side(faces, tmp_path):
     assert summary["protocol"] == "subject-kfold" and set(summary["by_protocol"]) == {"subject-kfold", "paper"}
     for protocol in ("subject-kfold", "paper"):
         row = summary["by_protocol"][protocol]["forest_centroid"]
-        assert set(row) == {"clean", "type_b"} and row["clean"]["repeats"] == 2
+        assert set(row) == {"clean", "type_b", "tamper_detection"} and row["clean"]["repeats"] == 2
     assert summary["results"] == summary["by_protocol"]["subject-kfold"]
     report = (out / "report.md").read_text()
     assert "Protocols side by side" in report and "| subject-kfold | paper |" in report

@@ -98,11 +98,12 @@ class FrameAttacker:
     def _prepare(self) -> None:
         v, r = self.values, self.resources
         name = v["attack"]
-        if name in ("eye_boxes", "jaw_box", "fgsm", "pgd"):
+        needs = registry.get(name).needs if name != "none" else ""
+        if needs in ("faces", "model"):
             if r.analyzer is None:
                 r.analyzer = FaceAnalyzer(predictor=LandmarkPredictor())
             r.analyzer.detector = FaceDetector(int(v["upsample"]), int(v["min_face_size"]))
-        if name in ("fgsm", "pgd") and (r.model is None or r.model_path != v["model_path"]):
+        if needs == "model" and (r.model is None or r.model_path != v["model_path"]):
             from emotion_perception.models.cnn import load_cnn
 
             try:
@@ -110,7 +111,7 @@ class FrameAttacker:
             except ModelFileError as error:
                 raise InjectorSetupError(f"{name} needs a CNN: {error}") from None
             r.model, r.model_header, r.model_path = pixel_model(model, header), header, v["model_path"]
-        if name == "scaling":
+        if needs == "target":
             if not v["target_image"]:
                 raise InjectorSetupError("scaling needs target_image (the image the victim should see)")
             if r.target is None or r.target_path != v["target_image"]:

@@ -4,6 +4,7 @@ parameters. The adversarial injector, the robustness trials and the `attack` com
 
   eye_boxes    Type A: boxes over both eyes (from the landmarks)
   jaw_box      Type B: a box over the lower jaw and chin (from the landmarks)
+  mask         a surgical mask over nose, mouth and chin (from the landmarks)
   fgsm, pgd    white-box gradient attacks on a CNN, through the crops of the faces' boxes
   scaling      image-scaling camouflage: after the victim's resize the image shows `target`
   gaussian     Gaussian noise
@@ -29,11 +30,13 @@ from emotion_perception.attacks.occlusion import (
     jaw_rectangle,
 )
 from emotion_perception.attacks.scaling import INTERPOLATIONS, scaling_attack
+from emotion_perception.core import occlusion
 from emotion_perception.core.images import to_gray_u8
 from emotion_perception.core.params import ParamSpec, specs_by_name
 from emotion_perception.core.types import Face
 from emotion_perception.models.crops import CropSpec
 
+MASK_FILLS = ("folds", "white", "black", "noise")
 # Every attack parameter, one spelling each; all may change at run time in the injector.
 ATTACK_PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("epsilon", 0.01, "fgsm/pgd: L-inf bound of the change on [0,1] pixels", 0.0, 1.0, tunable=True),
@@ -45,6 +48,10 @@ ATTACK_PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("jaw_margin", JAW_MARGIN, "jaw_box: growth of the box around the lower jaw, in jaw widths", 0.0, 5.0,
               tunable=True),
     ParamSpec("box_fill", "black", "colour of the boxes", choices=FILLS, tunable=True),
+    ParamSpec("mask_height", 0.35, "mask: how far up the nose the mask's top edge reaches, from the nose tip (0) to "
+              "the eyes (1)", 0.0, 1.0, tunable=True),
+    ParamSpec("mask_fill", "folds", "mask: a light cloth with pleats, or a plain colour", choices=MASK_FILLS,
+              tunable=True),
     ParamSpec("noise_sigma", 0.05, "gaussian: standard deviation on [0,1] pixels", 0.0, 1.0, tunable=True),
     ParamSpec("noise_amount", 0.05, "salt_pepper: fraction of pixels set black or white", 0.0, 1.0,
               tunable=True),
@@ -100,6 +107,13 @@ def _boxes(kind: str) -> Runner:
     return run
 
 
+def _mask(image: np.ndarray, v: Mapping[str, Any], inputs: AttackInputs, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    fill = {"folds": "folds", "white": 235, "black": 0, "noise": "noise"}[str(v["mask_fill"])]
+    polygons = [occlusion.surgical_mask(face.landmarks, float(v["mask_height"])) for face in inputs.faces]
+    return occlusion.draw(image, polygons, fill, rng)
+
+
 def _gradient(kind: str) -> Runner:
     def run(image: np.ndarray, v: Mapping[str, Any], inputs: AttackInputs, seed: int) -> np.ndarray:
         if inputs.model is None:
@@ -121,6 +135,7 @@ def _scaling(image: np.ndarray, v: Mapping[str, Any], inputs: AttackInputs, seed
 ATTACKS: dict[str, Attack] = {attack.name: attack for attack in (
     Attack("eye_boxes", "faces", ("eye_margin", "box_fill"), _boxes("eye_boxes")),
     Attack("jaw_box", "faces", ("jaw_margin", "box_fill"), _boxes("jaw_box")),
+    Attack("mask", "faces", ("mask_height", "mask_fill"), _mask),
     Attack("fgsm", "model", ("epsilon",), _gradient("fgsm")),
     Attack("pgd", "model", ("epsilon", "steps", "step_size", "random_start"), _gradient("pgd")),
     Attack("scaling", "target", ("target_image", "scale_width", "scale_height", "scale_interpolation"), _scaling),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import shlex
 import signal
 import sys
 from collections.abc import Sequence
@@ -60,6 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if argv[:1] == ["train"] and (len(argv) == 1 or argv[1].startswith("-")) and "-h" not in argv:
             argv.insert(1, "forest")  # `train --data ...` trains the default kind
         args = build_parser().parse_args(argv)
+        args.command_line = " ".join(["emotion-perception", *map(shlex.quote, argv)])  # the recipe models record
         name = f"{name} {args.command}"
         return int(args.func(args) or 0)
     except EmotionPerceptionError as error:

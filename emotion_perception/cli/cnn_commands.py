@@ -13,17 +13,20 @@ import torch
 
 from emotion_perception.cli.common import (
     add_analyzer_args,
+    add_balance_arg,
     add_data_args,
+    add_screen_args,
     make_analyzer,
     make_cache,
     output_file,
     output_folder,
+    screened_out,
 )
 from emotion_perception.core.errors import CommandError
-from emotion_perception.data.datasets import load_datasets
-from emotion_perception.data.face_data import extract_crops
+from emotion_perception.data.datasets import dataset_names, load_datasets
+from emotion_perception.data.face_data import extract_crops, with_landmarks
 from emotion_perception.models.cnn import ARCHS, INPUT_SIZES, resolve_device, save_cnn
-from emotion_perception.models.cnn_training import BALANCES, SCHEDULES, TrainSettings, train_cnn
+from emotion_perception.models.cnn_training import SCHEDULES, TrainSettings, train_cnn
 
 DEFAULTS = TrainSettings()  # the shipped recipe: the options' defaults
 
@@ -46,9 +49,6 @@ def add_cnn_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--schedule", default=d.schedule, choices=SCHEDULES,
                         help="cosine (one warm-up epoch) or the paper's LR steps")
     parser.add_argument("--label-smoothing", type=float, default=d.label_smoothing)
-    parser.add_argument("--balance", default=d.balance, choices=BALANCES,
-                        help="batch sampling: sqrt (datasets by the square root of their size, classes by the "
-                        "square root of their count), equal, or none")
     parser.add_argument("--val-fraction", type=float, default=d.val_fraction,
                         help="subjects held out of training to pick the best epoch (0: keep the last)")
     parser.add_argument("--patience", type=int, default=d.patience, help="dcnn early-stopping patience (epochs)")
@@ -66,6 +66,8 @@ def add_cnn_train_parser(train_subparsers: argparse._SubParsersAction) -> argpar
     add_data_args(parser)
     add_analyzer_args(parser)
     add_cnn_args(parser)
+    add_balance_arg(parser)
+    add_screen_args(parser)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--name", default=None, help="model name stored in the file")
     parser.add_argument("--checkpoints", default=None, metavar="DIR", type=output_folder,
@@ -84,7 +86,7 @@ def cnn_settings(args: argparse.Namespace) -> TrainSettings:
     settings = TrainSettings(
         arch=args.arch, input_size=args.input_size, crop=args.crop, margin=args.margin,
         per_crop=not args.global_normalisation, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-        schedule=args.schedule, label_smoothing=args.label_smoothing, balance=args.balance,
+        schedule=args.schedule, label_smoothing=args.label_smoothing, balance=args.balance or DEFAULTS.balance,
         augment=not args.no_augment, camera_augment=not args.no_camera_augment, occlusion=args.occlusion,
         patience=args.patience, val_fraction=args.val_fraction, seed=args.seed, device=args.device,
         progress=not args.quiet,
@@ -103,20 +105,24 @@ def run_train_cnn(args: argparse.Namespace) -> int:
         raise CommandError(f"--out must end in .pt, got {args.out}")
     settings = cnn_settings(args)
     dataset = load_datasets(args.data)
-    data = extract_crops(dataset, make_analyzer(args), settings.crop_spec, make_cache(args), settings.progress)
-    if not data.found.any():
+    analyzer, cache = make_analyzer(args), make_cache(args)
+    data = extract_crops(dataset, analyzer, settings.crop_spec, cache, settings.progress)
+    left_out = np.zeros(len(dataset), bool)
+    if args.screen:  # the check reads the faces' landmarks in image coordinates (cached)
+        left_out = screened_out(args, with_landmarks(dataset, analyzer, cache, settings.progress))
+    found = data.found & ~left_out
+    if not found.any():
         raise CommandError("no face found in any training image")
-    found = data.found
     labels = dataset.labels.astype(str)
     classes, counts = np.unique(labels[found], return_counts=True)
     header = {
         "name": args.name or f"cnn-{settings.arch}-{settings.input_size}",
-        "recipe": " ".join(["emotion-perception", "train", "cnn", *_argv_after("cnn")]),
+        "recipe": args.command_line,
         "data": args.data, "train_counts": dict(zip(classes.tolist(), counts.tolist())),
-        "faces_not_found": int((~found).sum()),
+        "faces_not_found": int((~data.found).sum()), "screened_out": int(left_out.sum()),
     }
     result = train_cnn(data.crops[found], labels[found], settings, None, dataset.groups()[found],
-                       data.landmarks[found], header, dataset.sources[found], args.checkpoints)
+                       data.landmarks[found], header, dataset_names(dataset)[found], args.checkpoints)
     save_cnn(args.out, result.classifier.model, result.classifier.header)
     last = result.history[result.best_epoch - 1]
     val = f", validation accuracy {last['val_accuracy']:.4f}" if "val_accuracy" in last else ""
@@ -124,13 +130,6 @@ def run_train_cnn(args: argparse.Namespace) -> int:
           f"{len(result.history)}{val}, {int(found.sum())} faces, {result.seconds:.0f} s on "
           f"{result.classifier.header['device']}")
     return 0
-
-
-def _argv_after(word: str) -> list[str]:
-    import sys
-
-    argv = sys.argv[1:]
-    return argv[argv.index(word) + 1 :] if word in argv else argv
 
 
 def resolve_device_line(device: str) -> str:

@@ -10,11 +10,13 @@ from typing import Any
 import numpy as np
 
 from emotion_perception.core.atomic import atomic_path, check_writable, write_text_atomic
-from emotion_perception.core.errors import OutputError
+from emotion_perception.core.errors import CommandError, EmotionPerceptionError, OutputError
 from emotion_perception.core.faces import FaceDetector
 from emotion_perception.core.landmarks import LandmarkPredictor
 from emotion_perception.core.pipeline import FaceAnalyzer
+from emotion_perception.data.face_data import LandmarkData
 from emotion_perception.data.landmark_cache import LandmarkCache
+from emotion_perception.models.balance import BALANCES
 
 
 def add_data_args(parser: argparse.ArgumentParser, required: bool = True) -> None:
@@ -23,6 +25,39 @@ def add_data_args(parser: argparse.ArgumentParser, required: bool = True) -> Non
         help="dataset folder (<class>/<image>, optional manifest.csv); repeat to mix; "
         "DIR:neutral,happy keeps only those classes, DIR@train only the manifest's train rows",
     )
+
+
+def add_balance_arg(parser: argparse.ArgumentParser) -> None:
+    """`--balance`, shared by both model kinds (each has its own default: the shipped recipe's)."""
+    parser.add_argument("--balance", default=None, choices=BALANCES,
+                        help="how training draws its examples: 'equal' every dataset and every class within it the "
+                        "same share, 'sqrt' by the square roots of their sizes, 'none' as they come (default: "
+                        "forest equal, CNN sqrt)")
+
+
+def add_screen_args(parser: argparse.ArgumentParser) -> None:
+    """`--screen`: leave out training images that the tamper check flags (Type A poisoning hygiene)."""
+    parser.add_argument("--screen", action="store_true",
+                        help="leave out training images whose face the tamper check flags (covered eyes or mouth, "
+                        "pixel artefacts) and say how many")
+    parser.add_argument("--visibility-model", default=None, metavar="MODEL.npz",
+                        help="the tamper check's model (default: the shipped one)")
+
+
+def screened_out(args: argparse.Namespace, data: LandmarkData) -> np.ndarray:
+    """The training images `--screen` leaves out (none without it), said in one line."""
+    if not args.screen:
+        return np.zeros(len(data.dataset), bool)
+    from emotion_perception.experiments.visibility import flag_tampered
+    from emotion_perception.models.tamper import TamperCheck
+
+    try:
+        check = TamperCheck.load(args.visibility_model)
+    except EmotionPerceptionError as error:
+        raise CommandError(f"--visibility-model: {error}") from None
+    flags = flag_tampered(data, check, not args.quiet)
+    print(f"screening: {int(flags.sum())} of {int(data.extracted.found.sum())} training faces flagged and left out")
+    return flags
 
 
 def add_analyzer_args(parser: argparse.ArgumentParser) -> None:

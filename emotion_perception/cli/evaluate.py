@@ -13,6 +13,7 @@ import numpy as np
 from emotion_perception.cli.cnn_commands import add_cnn_args, cnn_settings, resolve_device_line
 from emotion_perception.cli.common import (
     add_analyzer_args,
+    add_balance_arg,
     add_data_args,
     make_analyzer,
     make_cache,
@@ -70,6 +71,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "dataset, for calibration and fusion")
     add_analyzer_args(parser)
     add_forest_args(parser)
+    add_balance_arg(parser)
     add_cnn_args(parser.add_argument_group("CNN options (--model-kind cnn)"))
     parser.set_defaults(func=run)
 
@@ -127,7 +129,7 @@ def make_recipe(args: argparse.Namespace, kind: str, dataset: FaceDataset, model
     analyzer = make_analyzer(args)
     recipe: Recipe
     if kind == "forest":
-        settings = forest_settings(args) if model is None else ForestSettings(model.feature_set, mirror=model.mirror)
+        settings = forest_settings(args) if model is None else ForestSettings.like(model)
         recipe = ForestRecipe(settings, with_landmarks(dataset, analyzer, make_cache(args), not args.quiet))
     else:
         if model is None:

@@ -92,7 +92,7 @@ def forest_inputs(args: argparse.Namespace, dataset: FaceDataset) -> tuple:
     model = EmotionModel.load(None if args.model == "forest" else args.model)
     data = with_landmarks(dataset, make_analyzer(args), make_cache(args), not args.quiet)
     found = data.extracted.found
-    recipe = ForestRecipe(ForestSettings(model.feature_set, mirror=model.mirror), data)
+    recipe = ForestRecipe(ForestSettings.like(model), data)
     predicted = predict(recipe, model, np.flatnonzero(found)).astype(str)
     x = features.compute("named", data.extracted.landmarks[found])
     info = {"name": model.name, "labels": model.labels, "explanation_features": "named"}

@@ -5,13 +5,21 @@ from __future__ import annotations
 import argparse
 import datetime
 import platform
-import sys
 
 import numpy as np
 import sklearn
 
 from emotion_perception.cli.cnn_commands import add_cnn_train_parser
-from emotion_perception.cli.common import add_analyzer_args, add_data_args, make_analyzer, make_cache, output_file
+from emotion_perception.cli.common import (
+    add_analyzer_args,
+    add_balance_arg,
+    add_data_args,
+    add_screen_args,
+    make_analyzer,
+    make_cache,
+    output_file,
+    screened_out,
+)
 from emotion_perception.core.errors import CommandError
 from emotion_perception.data.datasets import load_datasets
 from emotion_perception.data.face_data import with_landmarks
@@ -19,6 +27,8 @@ from emotion_perception.experiments.crossval import ForestRecipe
 from emotion_perception.features import DEFAULT_FEATURE_SET
 from emotion_perception.features.sets import FEATURE_SETS
 from emotion_perception.models.landmark_model import DEFAULT_MAX_FEATURES, ForestSettings
+
+DEFAULT_FOREST = ForestSettings()
 
 
 def add_forest_args(parser: argparse.ArgumentParser) -> None:
@@ -29,6 +39,8 @@ def add_forest_args(parser: argparse.ArgumentParser) -> None:
         help="features tried per split: a fraction (0-1], 'sqrt' or 'log2'",
     )
     parser.add_argument("--no-mirror", action="store_true", help="no left-right mirror augmentation")
+    parser.add_argument("--bag-size", type=int, default=DEFAULT_FOREST.bag_size,
+                        help=f"rows each tree draws when balancing (default {DEFAULT_FOREST.bag_size})")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--jobs", type=int, default=2, help="CPU threads for training")
 
@@ -46,9 +58,13 @@ def max_features_arg(text: str) -> float | str:
 
 
 def forest_settings(args: argparse.Namespace) -> ForestSettings:
-    if args.n_estimators < 1:
-        raise CommandError(f"--n-estimators must be >= 1, got {args.n_estimators}")
-    return ForestSettings(args.feature_set, args.n_estimators, args.max_features, not args.no_mirror, args.jobs)
+    settings = ForestSettings(args.feature_set, args.n_estimators, args.max_features, not args.no_mirror, args.jobs,
+                              args.balance or DEFAULT_FOREST.balance, args.bag_size)
+    try:
+        settings.check()
+    except ValueError as error:
+        raise CommandError(str(error)) from None
+    return settings
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -58,10 +74,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_data_args(forest)
     add_analyzer_args(forest)
     add_forest_args(forest)
+    add_balance_arg(forest)
+    add_screen_args(forest)
     forest.add_argument("--name", default=None, help="model name stored in the file")
     forest.add_argument("--out", required=True, type=output_file, help="output model file (.npz)")
     forest.set_defaults(func=run_forest)
     add_cnn_train_parser(kinds)
+    visibility = kinds.add_parser("visibility", help="the visibility and tamper checks (covered face regions, "
+                                  "pixel artefacts) on clean faces and synthetic occluders")
+    add_data_args(visibility)
+    add_analyzer_args(visibility)
+    visibility.add_argument("--false-positive-rate", type=float, default=0.005,
+                            help="share of held-out clean faces each check may flag (default 0.005)")
+    visibility.add_argument("--seed", type=int, default=0)
+    visibility.add_argument("--out", required=True, type=output_file, help="output model file (.npz)")
+    visibility.set_defaults(func=run_visibility)
 
 
 def run_forest(args: argparse.Namespace) -> int:
@@ -69,7 +96,8 @@ def run_forest(args: argparse.Namespace) -> int:
         raise CommandError(f"--out must end in .npz, got {args.out}")
     settings = forest_settings(args)
     data = with_landmarks(load_datasets(args.data), make_analyzer(args), make_cache(args), not args.quiet)
-    found = data.extracted.found
+    left_out = screened_out(args, data)
+    found = data.extracted.found & ~left_out
     if not found.any():
         raise CommandError("no face found in any training image")
     labels = data.dataset.labels.astype(str)
@@ -77,10 +105,11 @@ def run_forest(args: argparse.Namespace) -> int:
     header = {
         "name": args.name or f"forest-{settings.feature_set}",
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "recipe": " ".join(["emotion-perception", *sys.argv[1:]]),
+        "recipe": args.command_line,
         "data": args.data,
         "train_counts": dict(zip(classes.tolist(), counts.tolist())),
-        "faces_not_found": int((~found).sum()),
+        "faces_not_found": int((~data.extracted.found).sum()),
+        "screened_out": int(left_out.sum()),
         "sklearn": sklearn.__version__,
         "python": platform.python_version(),
     }
@@ -89,4 +118,24 @@ def run_forest(args: argparse.Namespace) -> int:
     model.save(args.out)
     print(f"saved {args.out}: {model.forest.n_trees} trees, depth {model.forest.depth}, "
           f"{int(found.sum())} faces, classes {', '.join(model.labels)}")
+    return 0
+
+
+def run_visibility(args: argparse.Namespace) -> int:
+    from emotion_perception.experiments.visibility import fit_visibility
+
+    if not args.out.endswith(".npz"):
+        raise CommandError(f"--out must end in .npz, got {args.out}")
+    if not 0 < args.false_positive_rate < 0.5:
+        raise CommandError(f"--false-positive-rate must be in (0, 0.5), got {args.false_positive_rate}")
+    analyzer, cache = make_analyzer(args), make_cache(args)
+    data = [with_landmarks(load_datasets([spec]), analyzer, cache, not args.quiet) for spec in args.data]
+    header = {"name": "visibility", "recipe": args.command_line, "data": args.data,
+              "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+              "sklearn": sklearn.__version__}
+    model = fit_visibility(data, args.false_positive_rate, seed=args.seed, header=header)
+    model.save(args.out)
+    thresholds = ", ".join(f"{k} {v:.3f}" for k, v in model.thresholds.items())
+    print(f"saved {args.out}: {model.header['n_train_examples']} training examples, thresholds {thresholds}, "
+          f"artefact threshold {model.header['artefact_threshold']:.3f}")
     return 0

@@ -4,8 +4,6 @@ folder: report.md, results.json, results.csv and PNG plots. Finished cells are k
 from __future__ import annotations
 
 import argparse
-import shlex
-import sys
 from pathlib import Path
 
 from emotion_perception.cli.common import add_analyzer_args, make_analyzer, make_cache, output_folder, write_json
@@ -14,7 +12,7 @@ from emotion_perception.core.atomic import write_text_atomic
 from emotion_perception.core.errors import CommandError, TrialError
 from emotion_perception.data.datasets import load_datasets
 from emotion_perception.experiments.trials import ATTACKS, PAPER_ATTACKS, TrialSettings, run_trials
-from emotion_perception.experiments.trials_report import report_markdown, summarize, write_csv, write_plots
+from emotion_perception.experiments.trials_report import attack_rows, report_markdown, summarize, write_csv, write_plots
 from emotion_perception.features import DEFAULT_FEATURE_SET
 
 
@@ -68,6 +66,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--surrogate", default=None, metavar="CNN.pt",
                         help="craft the forest's FGSM/PGD on this CNN (default: cross-fitted CNNs trained here)")
     parser.add_argument("--surrogate-epochs", type=int, default=15)
+    parser.add_argument("--visibility-model", default=None, metavar="MODEL.npz",
+                        help="the tamper check's model (default: the shipped one)")
     add_analyzer_args(parser)
     parser.set_defaults(func=run)
 
@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
         mirror=not args.no_mirror, jobs=args.jobs, threads=args.threads, cnn_arch=args.cnn_arch,
         cnn_epochs=args.cnn_epochs, epsilons=args.epsilons, noise_sigmas=args.noise_sigmas,
         pgd_steps=args.pgd_steps, adaptive_images=args.adaptive_images, adaptive_queries=args.adaptive_queries,
-        surrogate=args.surrogate, surrogate_epochs=args.surrogate_epochs,
+        surrogate=args.surrogate, surrogate_epochs=args.surrogate_epochs, visibility_model=args.visibility_model,
     )
     try:
         settings.check()
@@ -95,12 +95,11 @@ def run(args: argparse.Namespace) -> int:
     except TrialError as error:
         raise CommandError(str(error)) from None
     summary = summarize(run_result)
-    command = " ".join(["emotion-perception", *map(shlex.quote, sys.argv[1:])])
-    summary["meta"]["command"] = command
+    summary["meta"]["command"] = args.command_line
     write_json(out / "results.json", summary)
     write_csv(out / "results.csv", summary)
     plots = write_plots(out, summary)
-    write_text_atomic(out / "report.md", report_markdown(summary, command, plots))
+    write_text_atomic(out / "report.md", report_markdown(summary, args.command_line, plots))
     print_table(summary)
     print(f"report: {out / 'report.md'} ({summary['meta']['wall_seconds']:.1f} s, "
           f"{summary['meta']['cells_computed']} cells computed, {summary['meta']['cells_reused']} reused)")
@@ -109,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
 
 def print_table(summary: dict) -> None:
     for model, row in summary["results"].items():
-        for attack, r in row.items():
+        for attack, r in attack_rows(row).items():
             p = r.get("paired_vs_clean", {}).get("p")
             extra = "" if p is None else f", p={p:.3g}"
             print(f"{model:18s} {attack:9s} {100 * r['accuracy_mean']:5.1f} ± {100 * r['ci95']:.1f} %"

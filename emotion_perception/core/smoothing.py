@@ -10,6 +10,7 @@ run backwards (a replay looping), starts anew.
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -33,12 +34,12 @@ class ScoreSmoother:
         self.time_constant = float(time_constant)
         self.hysteresis = float(hysteresis)
         self.forget_after = forget_after
-        self._tracks: dict[int, _Track] = {}
+        self._tracks: dict[Hashable, _Track] = {}
 
     def reset(self) -> None:
         self._tracks = {}
 
-    def update(self, stamp: float, ids: list[int], predictions: list[FacePrediction]) -> list[FacePrediction]:
+    def update(self, stamp: float, ids: Sequence[Hashable], predictions: list[FacePrediction]) -> list[FacePrediction]:
         """The predictions of one frame (stamp in seconds) with each face's scores averaged over its past frames."""
         if self.time_constant == 0 and self.hysteresis == 0:
             return predictions

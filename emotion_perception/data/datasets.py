@@ -175,3 +175,34 @@ def _scan_classes(root: Path) -> list[dict[str, str]]:
         for image in sorted(folder.iterdir())
         if image.suffix.lower() in IMAGE_SUFFIXES
     ]
+
+
+def dataset_groups(dataset: FaceDataset) -> list[tuple[str, np.ndarray]]:
+    """The datasets of a mix of folders, as (name, row mask): each folder, except that folders sharing a subject id
+    (the two CK+ folders) are one dataset, named by their folders joined with "+"."""
+    sources = dataset.sources.astype(str)
+    folders = list(dict.fromkeys(sources))
+    parent = {folder: folder for folder in folders}
+
+    def root(folder: str) -> str:
+        while parent[folder] != folder:
+            folder = parent[folder]
+        return folder
+
+    owner: dict[str, str] = {}
+    for source, subject in zip(sources, dataset.subjects if dataset.subjects is not None else [None] * len(sources)):
+        if subject is not None:
+            first = owner.setdefault(str(subject), source)
+            parent[root(source)] = root(first)
+    members: dict[str, list[str]] = {}
+    for folder in folders:
+        members.setdefault(root(folder), []).append(folder)
+    return [("+".join(group), np.isin(sources, group)) for group in members.values()]
+
+
+def dataset_names(dataset: FaceDataset) -> np.ndarray:
+    """Each row's dataset, as `dataset_groups` names them (the strata that balanced training weighs equally)."""
+    names = np.empty(len(dataset), dtype=object)
+    for name, mask in dataset_groups(dataset):
+        names[mask] = name
+    return names

@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from emotion_perception.core.errors import ProtocolError
 from emotion_perception.core.labels import EMOTIONS
-from emotion_perception.data.datasets import FaceDataset
+from emotion_perception.data.datasets import FaceDataset, dataset_names
 from emotion_perception.data.face_data import CropData, LandmarkData
 from emotion_perception.experiments.evaluation import (
     leave_dataset_out,
@@ -48,10 +48,11 @@ class ForestRecipe:
         self.settings = settings
         self.rows = data.feature_rows(settings.feature_set, settings.mirror)
         self.found = data.extracted.found
+        self.strata = dataset_names(data.dataset)
 
     def fit(self, index: np.ndarray, labels: np.ndarray, classes: list[str], groups: np.ndarray, seed: int,
             header: dict[str, Any] | None = None) -> EmotionModel:
-        return self.settings.fit(*self.rows.at(index), labels[index], seed, header)
+        return self.settings.fit(*self.rows.at(index), labels[index], seed, header, self.strata[index])
 
     def proba(self, model: EmotionModel, index: np.ndarray) -> np.ndarray:
         return model.predict_features(*self.rows.at(index))
@@ -59,14 +60,14 @@ class ForestRecipe:
     def describe(self) -> dict[str, Any]:
         s = self.settings
         return {"feature_set": s.feature_set, "n_estimators": s.n_estimators, "max_features": s.max_features,
-                "mirror": s.mirror}
+                "mirror": s.mirror, "balance": s.balance, "bag_size": s.bag_size}
 
 
 class CnnRecipe:
     """Fresh CNNs on the face crops of a dataset (validation subjects held out of each training part)."""
 
     def __init__(self, settings: TrainSettings, data: CropData, dataset: FaceDataset) -> None:
-        self.settings, self.data, self.strata = settings, data, dataset.sources
+        self.settings, self.data, self.strata = settings, data, dataset_names(dataset)
         self.found = data.found
 
     def fit(self, index: np.ndarray, labels: np.ndarray, classes: list[str], groups: np.ndarray,

@@ -13,7 +13,7 @@ from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 from emotion_perception.core.atomic import save_figure
 from emotion_perception.core.errors import ProtocolError
 from emotion_perception.core.labels import VALENCE, VALENCE_LABELS
-from emotion_perception.data.datasets import FaceDataset
+from emotion_perception.data.datasets import FaceDataset, dataset_groups
 
 PROTOCOLS = ("subject-kfold", "paper", "split", "cross", "leave-dataset-out")
 
@@ -63,29 +63,6 @@ def split_indices(
         yield np.flatnonzero(~test_mask), np.flatnonzero(test_mask)
     else:
         raise ProtocolError(f"unknown protocol {protocol!r}; choose from {', '.join(PROTOCOLS)}")
-
-
-def dataset_groups(dataset: FaceDataset) -> list[tuple[str, np.ndarray]]:
-    """The datasets of a mix of folders, as (name, row mask): each folder, except that folders sharing a subject id
-    (the two CK+ folders) are one dataset, named by their folders joined with "+"."""
-    sources = dataset.sources.astype(str)
-    folders = list(dict.fromkeys(sources))
-    parent = {folder: folder for folder in folders}
-
-    def root(folder: str) -> str:
-        while parent[folder] != folder:
-            folder = parent[folder]
-        return folder
-
-    owner: dict[str, str] = {}
-    for source, subject in zip(sources, dataset.subjects if dataset.subjects is not None else [None] * len(sources)):
-        if subject is not None:
-            first = owner.setdefault(str(subject), source)
-            parent[root(source)] = root(first)
-    members: dict[str, list[str]] = {}
-    for folder in folders:
-        members.setdefault(root(folder), []).append(folder)
-    return [("+".join(group), np.isin(sources, group)) for group in members.values()]
 
 
 def leave_dataset_out(dataset: FaceDataset) -> list[tuple[str, np.ndarray, np.ndarray]]:

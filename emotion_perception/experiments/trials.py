@@ -7,15 +7,24 @@ then, on that split:
   clean     fresh model on clean training images, tested on clean test images
   type_a    training-time poisoning: eye boxes on every training image of one class (each class in turn),
             tested on clean images (Table III: the accuracy of the poisoned class)
+  type_a_screened  Type A with the training images screened by the tamper check first (`models.tamper`): the
+            flagged ones are left out of training
   type_b    the clean model on test images whose jaw is covered
+  mask      the clean model on test images with a synthetic surgical mask over nose, mouth and chin
   fgsm/pgd  CNN: white-box on this repeat's CNN. Forest: transferred from surrogate CNNs, as the paper did;
             cross-fitted by default (5 subject-wise folds, each image attacked by the surrogate that never saw
             its subject), so the attacked images do not depend on the repeat
   scaling   Xiao et al.'s image-scaling camouflage: the camera image is the test image at `scaling_factor`x,
             the victim shrinks it back with cv2.resize (linear) and sees an image of another class
+  scaling_defended  the same camera image, shrunk as this package's pipeline shrinks images (area averaging,
+            which the camouflage cannot steer)
   noise     Gaussian noise of each sigma
   adaptive  black-box Square attack on each model's own full pipeline (detector, landmarks/crop, model),
             on a seeded subset of the test images, for each epsilon
+
+Beside the accuracies, the tamper check (`models.tamper`) is run on every image of each attack that changes test
+images (on the camera image for the scaling attack): its true-positive rate per attack and its false-positive rate
+on the clean images go to the report (`tamper_detection`).
 
 Attacked images are re-read by dlib (landmarks cached by image content in the landmark cache); attacks that do
 not depend on the repeat are computed once and their feature rows reused by every repeat. Every (protocol,
@@ -56,8 +65,13 @@ from emotion_perception.models.cnn import ARCHS, CnnClassifier, load_cnn, save_c
 from emotion_perception.models.cnn_training import TrainSettings, train_cnn
 from emotion_perception.models.crops import DEFAULT_MARGIN, CropSpec, crop_face, crop_square
 from emotion_perception.models.landmark_model import ForestSettings
+from emotion_perception.models.tamper import TamperCheck
 
-ATTACKS = ("clean", "type_a", "type_b", "fgsm", "pgd", "scaling", "noise", "adaptive")
+ATTACKS = ("clean", "type_a", "type_a_screened", "type_b", "mask", "fgsm", "pgd", "scaling", "scaling_defended",
+           "noise", "adaptive")
+# attack -> the image set its test images come from (attacks that change test images)
+TEST_SETS = {"clean": "clean", "type_b": "jaw_box", "mask": "mask", "scaling": "scaling",
+             "scaling_defended": "scaling_defended"}
 PAPER_ATTACKS = ("clean", "type_a", "type_b", "fgsm")
 MODEL_KINDS = ("forest", "cnn")
 TRIAL_PROTOCOLS = ("subject-kfold", "paper")
@@ -121,6 +135,7 @@ class TrialSettings:
     surrogate: str | None = None
     surrogate_folds: int = 5
     surrogate_epochs: int = 15
+    visibility_model: str | None = None
 
     RUN_ONLY = ("models", "attacks", "feature_sets", "protocols", "repeats", "cnn_repeats", "adaptive_repeats",
                 "jobs", "threads")
@@ -161,8 +176,10 @@ class TrialSettings:
             raise TrialError(f"scaling interpolation must be one of {', '.join(attacks.INTERPOLATIONS)}")
         if self.box_fill not in attacks.FILLS:
             raise TrialError(f"box fill must be one of {', '.join(attacks.FILLS)}")
-        if self.surrogate is not None and not Path(self.surrogate).is_file():
-            raise TrialError(f"--surrogate {self.surrogate}: no such file")
+        for name in ("surrogate", "visibility_model"):
+            path = getattr(self, name)
+            if path is not None and not Path(path).is_file():
+                raise TrialError(f"--{name.replace('_', '-')} {path}: no such file")
 
     def attack_values(self, **overrides: Any) -> dict[str, Any]:
         """The registry's parameter values of these settings (`attacks.apply`), with `overrides`."""
@@ -179,8 +196,9 @@ class TrialSettings:
         ignored = {*self.RUN_ONLY, *(self.CNN_ONLY if kind == "forest" else self.FOREST_ONLY)}
         payload = {k: v for k, v in asdict(self).items() if k not in ignored}
         payload["kind"] = kind
-        if payload.get("surrogate"):
-            payload["surrogate"] = hashlib.sha256(Path(self.surrogate).read_bytes()).hexdigest()
+        for name in ("surrogate", "visibility_model"):
+            if payload.get(name):
+                payload[name] = hashlib.sha256(Path(payload[name]).read_bytes()).hexdigest()
         payload["data"] = [[str(p), str(label)] for p, label in zip(dataset.paths, dataset.labels)]
         payload["groups"] = [str(g) for g in dataset.groups()]
         payload["analyzer"] = settings_digest(analyzer)
@@ -199,6 +217,7 @@ class ImageSet:
     grays: list[np.ndarray]
     applied: np.ndarray
     info: dict[str, float] = field(default_factory=dict)
+    camera: list[np.ndarray] | None = None  # the scaling attack's full-size camera images, before any resize
 
 
 @dataclass
@@ -272,9 +291,9 @@ def merge_rows(base: FeatureRows, other: FeatureRows, mask: np.ndarray) -> Featu
 
 def scaling_camouflage(
     gray: np.ndarray, target: np.ndarray, factor: int, interpolation: str
-) -> tuple[np.ndarray, dict[str, float]]:
-    """What the victim sees under the image-scaling attack: the test image at `factor`x is the camera image,
-    camouflaged (Xiao et al.) so that the victim's resize back to the original size gives `target`."""
+) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
+    """The image-scaling attack: the test image at `factor`x is the camera image, camouflaged (Xiao et al.) so that
+    the victim's resize back to the original size gives `target`. (What the victim sees, the camera image.)"""
     h, w = gray.shape
     source = cv2.resize(gray, (w * factor, h * factor), interpolation=cv2.INTER_CUBIC)
     small_target = cv2.resize(target, (w, h), interpolation=cv2.INTER_AREA)
@@ -282,7 +301,8 @@ def scaling_camouflage(
                              attacks.AttackInputs(target=small_target))
     view = attacks.resize_like_victim(attacked, (w, h), interpolation)
     quality = attacks.image_quality(source, attacked)
-    return view, {"source_psnr": quality["psnr"], "target_linf": float(np.abs(view.astype(int) - small_target).max())}
+    return view, attacked, {"source_psnr": quality["psnr"],
+                            "target_linf": float(np.abs(view.astype(int) - small_target).max())}
 
 
 # ------------------------------------------------------------------------------------------ data
@@ -308,6 +328,8 @@ class TrialData:
         self._crops: dict[tuple[str, int, float], CropView] = {}
         self._boxes: list[FaceBox | None] | None = None
         self._surrogates: list[tuple[attacks.PixelModel, dict, np.ndarray]] | None = None
+        self._flags: dict[str, np.ndarray] = {}
+        self.tamper = TamperCheck.load(settings.visibility_model)
 
     def __len__(self) -> int:
         return len(self.grays)
@@ -332,10 +354,11 @@ class TrialData:
     # -- attacked image sets
 
     def image_set(self, key: str) -> ImageSet:
-        """"clean", "eye_boxes", "jaw_box", "noise@SIGMA", "scaling", "fgsm@EPS", "pgd@EPS"."""
+        """"clean", "eye_boxes", "jaw_box", "mask", "noise@SIGMA", "scaling", "scaling_defended", "fgsm@EPS",
+        "pgd@EPS"."""
         if key not in self._sets:
             name = key.partition("@")[0]
-            if name in ("eye_boxes", "jaw_box"):
+            if name in ("eye_boxes", "jaw_box", "mask"):
                 self.landmarks("clean")  # dependencies first, so that each step's time is its own
             if name in ("fgsm", "pgd"):
                 self.boxes()
@@ -348,7 +371,7 @@ class TrialData:
         name, _, value = key.partition("@")
         if name == "clean":
             return ImageSet(self.grays, np.zeros(n, bool))
-        if name in ("eye_boxes", "jaw_box"):
+        if name in ("eye_boxes", "jaw_box", "mask"):
             clean = self.landmarks("clean")
             out, applied = list(self.grays), clean.found.copy()
             for i in np.flatnonzero(applied):
@@ -363,6 +386,10 @@ class TrialData:
                             np.ones(n, bool))
         if name == "scaling":
             return self._scaling_set()
+        if name == "scaling_defended":
+            camera = self.image_set("scaling").camera
+            return ImageSet([cv2.resize(big, g.shape[::-1], interpolation=cv2.INTER_AREA)
+                             for big, g in zip(camera, self.grays)], np.ones(n, bool), camera=camera)
         if name in ("fgsm", "pgd"):
             return self._transfer_set(name, float(value))
         raise ValueError(f"unknown image set {key!r}")
@@ -372,15 +399,16 @@ class TrialData:
         rng = np.random.default_rng(s.seed)
         if len(self.classes) < 2:
             raise TrialError("the scaling attack needs at least two classes (its target shows another class)")
-        out, psnr, linf = [], [], []
+        out, camera, psnr, linf = [], [], [], []
         for i, gray in enumerate(tqdm(self.grays, desc="scaling attack", disable=not self.progress, leave=False)):
             target = self.grays[int(rng.choice(np.flatnonzero(self.labels != self.labels[i])))]
-            view, quality = scaling_camouflage(gray, target, s.scaling_factor, s.scaling_interpolation)
+            view, big, quality = scaling_camouflage(gray, target, s.scaling_factor, s.scaling_interpolation)
             out.append(view)
+            camera.append(big)
             psnr.append(quality["source_psnr"])
             linf.append(quality["target_linf"])
         info = {"mean_source_psnr_db": float(np.mean(psnr)), "max_target_error_grey_levels": float(np.max(linf))}
-        return ImageSet(out, np.ones(len(out), bool), info)
+        return ImageSet(out, np.ones(len(out), bool), info, camera)
 
     def surrogates(self) -> list[tuple[attacks.PixelModel, dict, np.ndarray]]:
         """(pixel model, header, indices it attacks): one given CNN for all images, or cross-fitted CNNs."""
@@ -471,10 +499,53 @@ class TrialData:
         """Type A: the images of class `target` that carry eye boxes (those where a face was found)."""
         return (self.labels == target) & self.image_set("eye_boxes").applied
 
+    def flagged(self, key: str) -> np.ndarray:
+        """Which images of an image set the tamper check flags (on the camera image for the scaling attack, with
+        the clean landmarks scaled to it; on the image itself, with its own landmarks, otherwise)."""
+        if key not in self._flags:
+            self._flags[key] = self._timed(f"tamper check {key}", lambda: self._make_flags(key))
+        return self._flags[key]
+
+    def _make_flags(self, key: str) -> np.ndarray:
+        images = self.image_set(key)
+        if images.camera is not None:
+            view, grays, scale = self.landmarks("clean"), images.camera, float(self.settings.scaling_factor)
+        else:
+            view, grays, scale = self.landmarks(key), images.grays, 1.0
+        flags = np.zeros(len(grays), bool)
+        for i in np.flatnonzero(view.found):
+            flags[i] = self.tamper.assess(grays[i], [Face.from_landmarks(view.landmarks[i] * scale)])[0].flagged
+        return flags
+
+    def tamper_detection(self, keys: Sequence[str]) -> dict[str, Any]:
+        """The tamper check's true-positive rate on the attacked images of each set (those the attack changed and
+        whose face was found), and its false-positive rate on the clean images."""
+        clean_found = self.landmarks("clean").found
+        tpr = {}
+        for key in keys:
+            images = self.image_set(key)
+            counted = images.applied & clean_found
+            tpr[key] = float(self.flagged(key)[counted].mean()) if counted.any() else None
+        return {"tpr": tpr, "fpr": float(self.flagged("clean")[clean_found].mean()), "n_clean": int(clean_found.sum()),
+                "check": self.tamper.visibility.header.get("recipe", "the shipped visibility model")}
+
+    def screened(self, mask: np.ndarray) -> np.ndarray:
+        """`mask` without the poisoned images the tamper check flags (Type A with screening)."""
+        return mask & ~self.flagged("eye_boxes")
+
     def poisoned_rows(self, feature_set: str, target: str) -> FeatureRows:
         """Clean feature rows, except the eye-boxed rows of class `target` (the caller picks the training part)."""
         return merge_rows(self.rows("clean", feature_set), self.rows("eye_boxes", feature_set),
                           self.poison_mask(target))
+
+    def kept_for_training(self, screen: bool, target: str | None) -> np.ndarray:
+        """Images a (poisoned) training may use: all, or, when `screen`, all but those the tamper check flags (the
+        poisoned ones on their eye-boxed version, the others on their clean image)."""
+        keep = np.ones(len(self), bool)
+        if screen:
+            poisoned = self.poison_mask(target) if target is not None else np.zeros(len(self), bool)
+            keep &= ~(poisoned & self.flagged("eye_boxes")) & ~(~poisoned & self.flagged("clean"))
+        return keep
 
     def poisoned_crops(self, target: str) -> CropView:
         """Clean CNN crops, except the eye-boxed crops of class `target`."""
@@ -598,7 +669,8 @@ class Trials:
                  clean_model: list[Any]) -> dict:
         seed = self.settings.seed + repeat
         cell: dict[str, Any] = {"train_seconds": 0.0, "test_seconds": 0.0, "attack_seconds": 0.0, "variants": {}}
-        if attack == "type_a":
+        if attack in ("type_a", "type_a_screened"):
+            screen = attack == "type_a_screened"
             if spec.kind == "forest":
                 self.data.rows("eye_boxes", spec.feature_set)
                 self.data.rows("clean", spec.feature_set)
@@ -606,7 +678,9 @@ class Trials:
                 self.data.crops("eye_boxes", self.settings.cnn_input_size, DEFAULT_MARGIN)
             for target in self.data.classes:
                 started = time.perf_counter()
-                model = self._fit(spec, train, seed, poison=target)
+                kept = train[self.data.kept_for_training(screen, target)[train]]
+                cell.setdefault("screened_out", {})[target] = int(len(train) - len(kept))
+                model = self._fit(spec, kept, seed, poison=target)
                 fitted = time.perf_counter()
                 cell["variants"][target] = self._score(spec, model, "clean", test)
                 cell["train_seconds"] += fitted - started
@@ -621,9 +695,8 @@ class Trials:
         model = clean_model[0]
         self._prepare(spec, attack)
         started = time.perf_counter()
-        if attack in ("clean", "type_b", "scaling"):
-            key = {"clean": "clean", "type_b": "jaw_box", "scaling": "scaling"}[attack]
-            cell["variants"]["all"] = self._score(spec, model, key, test)
+        if attack in TEST_SETS:
+            cell["variants"]["all"] = self._score(spec, model, TEST_SETS[attack], test)
         elif attack == "noise":
             for sigma in self.settings.noise_sigmas:
                 cell["variants"][f"sigma={sigma:g}"] = self._score(spec, model, f"noise@{sigma:g}", test)
@@ -643,8 +716,8 @@ class Trials:
     def _prepare(self, spec: ModelSpec, attack: str) -> None:
         """Compute the attacked images and what the model reads of them, so that cell times are test times."""
         s = self.settings
-        keys = {"clean": ["clean"], "type_b": ["jaw_box"], "scaling": ["scaling"],
-                "noise": [f"noise@{sigma:g}" for sigma in s.noise_sigmas]}.get(attack, [])
+        keys = [TEST_SETS[attack]] if attack in TEST_SETS else [
+            f"noise@{sigma:g}" for sigma in s.noise_sigmas] if attack == "noise" else []
         if attack in ("fgsm", "pgd") and spec.kind == "forest":
             keys = [f"{attack}@{eps:g}" for eps in s.epsilons]
         for key in keys:
@@ -753,6 +826,9 @@ def run_trials(
     trials = Trials(data, settings, CellStore(out / "cells", fingerprints), progress)
     cells = trials.run()
     info = {key: image_set.info for key, image_set in data._sets.items() if image_set.info}
+    tampered = [TEST_SETS[a] for a in settings.attacks if a in TEST_SETS and a != "clean"]
+    tampered += ["eye_boxes"] if {"type_a", "type_a_screened"} & set(settings.attacks) else []
+    tampered += [f"noise@{sigma:g}" for sigma in settings.noise_sigmas] if "noise" in settings.attacks else []
     meta = {
         "data": str(dataset.root), "dataset": dataset.name, "n_images": len(dataset), "classes": data.classes,
         "class_counts": {c: int((data.labels == c).sum()) for c in data.classes},
@@ -762,6 +838,7 @@ def run_trials(
         "models": [asdict(spec) for spec in trials.specs],
         "cells_computed": trials.computed, "cells_reused": trials.reused,
         "precompute_seconds": data.precompute_seconds, "attack_info": info,
+        "tamper_detection": data.tamper_detection(tampered),
         "wall_seconds": round(time.perf_counter() - started, 2),
         "torch_threads": torch.get_num_threads(),
     }

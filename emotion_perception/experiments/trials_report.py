@@ -15,10 +15,18 @@ from emotion_perception.core.atomic import atomic_path, save_figure
 from emotion_perception.experiments.evaluation import mean_ci95, plot_confusion
 
 ATTACK_TITLES = {
-    "clean": "clean", "type_a": "Type A (eye boxes in one training class)", "type_b": "Type B (jaw box at test)",
-    "fgsm": "FGSM", "pgd": "PGD", "scaling": "image-scaling attack", "noise": "Gaussian noise",
+    "clean": "clean", "type_a": "Type A (eye boxes in one training class)",
+    "type_a_screened": "Type A, training images screened", "type_b": "Type B (jaw box at test)",
+    "mask": "surgical mask at test", "fgsm": "FGSM", "pgd": "PGD", "scaling": "image-scaling attack",
+    "scaling_defended": "image-scaling attack, area downscale", "noise": "Gaussian noise",
     "adaptive": "adaptive black-box (Square attack)",
 }
+POISONING = ("type_a", "type_a_screened")
+
+
+def attack_rows(row: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The attacks of one model's results (without its `tamper_detection`)."""
+    return {attack: result for attack, result in row.items() if attack in ATTACK_TITLES}
 
 
 # ------------------------------------------------------------------------------------------ statistics
@@ -97,14 +105,15 @@ def summarize_cell(attack: str, cells: list[dict], classes: list[str], settings:
         "train_seconds_mean": float(np.mean([c["train_seconds"] for c in cells])),
         "test_seconds_mean": float(np.mean([c["test_seconds"] for c in cells])),
     }
-    if attack == "type_a":
+    if attack in POISONING:
         poisoned = {target: summarize_variant(cells, target, classes) for target in cells[0]["variants"]}
         accuracies = [float(np.mean([c["variants"][t]["accuracy"] for t in c["variants"]])) for c in cells]
         mean, half = mean_ci95(accuracies)
         per_class = {t: poisoned[t]["per_class"].get(t) for t in classes if t in poisoned}
+        screened = {t: float(np.mean([c.get("screened_out", {}).get(t, 0) for c in cells])) for t in poisoned}
         return {"accuracy_mean": mean, "ci95": half, "accuracy_repeats": accuracies, "per_class": per_class,
                 "headline": "mean over poisoned classes; per_class[c]: accuracy of c when c is poisoned",
-                "poisoned": poisoned, **timing}
+                "poisoned": poisoned, "screened_out_mean": screened, **timing}
     variants = {v: summarize_variant(cells, v, classes) for v in cells[0]["variants"]}
     headline = headline_variant(attack, settings)
     out = {**{k: v for k, v in variants[headline].items()}, "headline": headline, **timing}
@@ -135,6 +144,9 @@ def summarize(run: dict[str, Any]) -> dict[str, Any]:
                     result["welch_vs_clean"] = welch_test(result["accuracy_repeats"], clean["accuracy_repeats"])
                     result["paired_vs_clean"] = paired_test(result["accuracy_repeats"], clean["accuracy_repeats"])
                     result["p_value"] = result["paired_vs_clean"]["p"]
+    for table in by_protocol.values():
+        for row in table.values():
+            row["tamper_detection"] = meta.get("tamper_detection")
     first = settings["protocols"][0]
     by_protocol = _finite(by_protocol)
     return {"version": 1, "protocol": first, "results": by_protocol.get(first, {}), "by_protocol": by_protocol,
@@ -169,12 +181,12 @@ def csv_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
     rows = []
     for protocol, models in summary["by_protocol"].items():
         for model, attacks in models.items():
-            for attack, result in attacks.items():
+            for attack, result in attack_rows(attacks).items():
                 variants = result.get("by_variant") or result.get("poisoned") or {result["headline"]: result}
                 for variant, values in variants.items():
                     rows.append({
                         "protocol": protocol, "model": model, "attack": attack,
-                        "variant": variant if attack != "type_a" else f"poisoned={variant}",
+                        "variant": variant if attack not in POISONING else f"poisoned={variant}",
                         "headline": variant == result.get("headline"),
                         "accuracy_mean": round(values["accuracy_mean"], 5), "ci95": round(values["ci95"], 5),
                         "repeats": result["repeats"], "p_paired_vs_clean": result.get("paired_vs_clean", {}).get("p"),
@@ -232,11 +244,11 @@ def _overall_section(summary: dict[str, Any]) -> list[str]:
     """Per protocol: every model and attack with its CI, difference to clean, tests and times."""
     lines = []
     for protocol, models in summary["by_protocol"].items():
-        rows = [[model, attack, r["headline"] if attack != "type_a" else "each class", _pct(r["accuracy_mean"]),
+        rows = [[model, attack, r["headline"] if attack not in POISONING else "each class", _pct(r["accuracy_mean"]),
                  _pct(r["ci95"]), _pct(r.get("delta_vs_clean")), _p(r.get("paired_vs_clean", {}).get("p")),
                  _p(r.get("welch_vs_clean", {}).get("p")), str(r["repeats"]), f"{r['train_seconds_mean']:.2f}",
                  f"{r['test_seconds_mean']:.2f}"]
-                for model, attacks in models.items() for attack, r in attacks.items()]
+                for model, attacks in models.items() for attack, r in attack_rows(attacks).items()]
         header = ["model", "attack", "setting", "accuracy", "95% CI ±", "Δ vs clean", "p (paired)", "p (Welch)",
                   "repeats", "train s/repeat", "test s/repeat"]
         lines += _table(f"## Overall accuracy (%) — {protocol}", header, "lllrrrrrrrr", rows)
@@ -250,7 +262,7 @@ def _protocols_section(summary: dict[str, Any]) -> list[str]:
         return []
     rows = []
     for model, attacks in summary["by_protocol"][protocols[0]].items():
-        for attack in attacks:
+        for attack in attack_rows(attacks):
             found = [summary["by_protocol"][p].get(model, {}).get(attack) for p in protocols]
             rows.append([model, attack] + [f"{_pct(r['accuracy_mean'])} ± {_pct(r['ci95'])}" if r else "–"
                                            for r in found])
@@ -266,11 +278,29 @@ def _type_a_section(results: dict[str, Any], classes: list[str]) -> list[str]:
             clean = row.get("clean", {}).get("per_class", {})
             rows.append([model] + [_pct(row["type_a"]["per_class"].get(c)) + (f" ({_pct(clean.get(c))})" if clean
                                                                               else "") for c in classes])
+        if "type_a_screened" in row:
+            screened = row["type_a_screened"]
+            rows.append([f"{model}, screened"] + [f"{_pct(screened['per_class'].get(c))} "
+                                                  f"(-{screened['screened_out_mean'].get(c, 0):.0f} images)"
+                                                  for c in classes])
     if not rows:
         return []
     return _table("## Table III — accuracy (%) of each class when its own training images carry eye boxes",
                   ["model", *classes], "l" + "r" * len(classes), rows,
-                  "In brackets: the same class with clean training data.")
+                  "In brackets: the same class with clean training data; for screened rows, the training images the "
+                  "tamper check left out (mean per repeat).")
+
+
+def _tamper_section(meta: dict[str, Any]) -> list[str]:
+    """The tamper check's detection rates per attack and its false alarms on clean images."""
+    found = meta.get("tamper_detection")
+    if not found:
+        return []
+    rows = [[key, _pct(rate)] for key, rate in found["tpr"].items()]
+    rows.append([f"clean images (false positives, n={found['n_clean']})", _pct(found["fpr"])])
+    return _table("## Tamper check: share of images flagged (%)", ["images", "flagged"], "lr", rows,
+                  "Attacked images: the true-positive rate (images the attack changed, whose face was found); the "
+                  "scaling attack is checked on the camera image, before any resize.")
 
 
 def _per_class_section(results: dict[str, Any], classes: list[str]) -> list[str]:
@@ -278,7 +308,7 @@ def _per_class_section(results: dict[str, Any], classes: list[str]) -> list[str]
     lines = ["## Per-class accuracy (%) under each attack (headline setting)", ""]
     for model, row in results.items():
         rows = [[attack] + [_pct(r["per_class"].get(c)) for c in classes] + [_pct(r["accuracy_mean"])]
-                for attack, r in row.items()]
+                for attack, r in attack_rows(row).items()]
         lines += _table(f"### {model}", ["attack", *classes, "overall"], "l" + "r" * (len(classes) + 1), rows)
     return lines
 
@@ -287,7 +317,7 @@ def _strength_section(results: dict[str, Any]) -> list[str]:
     """Accuracy against each attack's strength (epsilon, sigma)."""
     rows = [[model, attack, variant, _pct(v["accuracy_mean"]), _pct(v["ci95"]),
              f"{v['mean_queries']:.0f}" if "mean_queries" in v else ""]
-            for model, row in results.items() for attack, r in row.items() if "by_variant" in r
+            for model, row in results.items() for attack, r in attack_rows(row).items() if "by_variant" in r
             for variant, v in r["by_variant"].items()]
     if not rows:
         return []
@@ -302,7 +332,7 @@ def _time_section(summary: dict[str, Any]) -> list[str]:
     meta = summary["meta"]
     rows = [[k, f"{v:.1f}"] for k, v in meta["precompute_seconds"].items()]
     rows += [[f"{protocol} {model}: train + test, all cells of this run's results",
-              f"{sum(r['seconds'] for r in attacks.values()):.1f}"]
+              f"{sum(r['seconds'] for r in attack_rows(attacks).values()):.1f}"]
              for protocol, models in summary["by_protocol"].items() for model, attacks in models.items()]
     rows.append(["whole run (wall)", f"{meta['wall_seconds']:.1f}"])
     lines = _table("## Time", ["step", "seconds"], "lr", rows)
@@ -316,7 +346,8 @@ def report_markdown(summary: dict[str, Any], command: str, plots: list[str]) -> 
     """report.md: the settings, then one section per table, then the plots."""
     meta, results = summary["meta"], summary["results"]
     lines = [*_settings_section(meta, command), *_overall_section(summary), *_protocols_section(summary),
-             *_type_a_section(results, meta["classes"]), *_per_class_section(results, meta["classes"]),
+             *_type_a_section(results, meta["classes"]), *_tamper_section(meta),
+             *_per_class_section(results, meta["classes"]),
              *_strength_section(results), *_time_section(summary)]
     if plots:
         lines += ["## Plots", ""] + [f"![{p}]({p})" for p in plots] + [""]
@@ -333,8 +364,8 @@ def write_plots(out: Path, summary: dict[str, Any]) -> list[str]:
     classes, results, names = summary["meta"]["classes"], summary["results"], []
     for model, row in results.items():
         figure, axes = plt.subplots(figsize=(1.5 + 1.1 * len(classes), 4))
-        width = 0.8 / max(len(row), 1)
-        for k, (attack, r) in enumerate(row.items()):
+        width = 0.8 / max(len(attack_rows(row)), 1)
+        for k, (attack, r) in enumerate(attack_rows(row).items()):
             values = [100 * (r["per_class"].get(c) or 0) for c in classes]
             axes.bar(np.arange(len(classes)) + k * width - 0.4 + width / 2, values, width, label=attack)
         axes.set_xticks(range(len(classes)), classes, rotation=30, ha="right")
@@ -347,7 +378,7 @@ def write_plots(out: Path, summary: dict[str, Any]) -> list[str]:
         save_figure(figure, out / name, dpi=110)
         plt.close(figure)
         names.append(name)
-    curves = [(model, attack, r) for model, row in results.items() for attack, r in row.items()
+    curves = [(model, attack, r) for model, row in results.items() for attack, r in attack_rows(row).items()
               if attack in ("fgsm", "pgd", "adaptive", "noise") and "by_variant" in r]
     if curves:
         figure, axes = plt.subplots(figsize=(6.5, 4.2))
@@ -366,8 +397,8 @@ def write_plots(out: Path, summary: dict[str, Any]) -> list[str]:
         plt.close(figure)
         names.append("accuracy_vs_eps.png")
     for model, row in results.items():
-        for attack, r in row.items():
-            if attack == "type_a":
+        for attack, r in attack_rows(row).items():
+            if attack in POISONING:
                 continue
             name = f"confusion_{model}_{attack}.png"
             plot_confusion(r["confusion"], classes, out / name,

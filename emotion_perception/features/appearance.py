@@ -1,4 +1,5 @@
-"""Appearance around the landmarks: a face crop aligned by eyes and mouth, and its HOG descriptor.
+"""Appearance around the landmarks: a face crop warped by eyes and mouth (an affine map of three points, unlike the
+CNN's similarity-aligned crop of `models.crops`), and its HOG descriptor.
 
 A numpy HOG (unsigned gradients, 9 orientation bins, 8-pixel cells, 2x2-cell blocks, L2-Hys) that follows
 scikit-image's `hog` definition but runs in well under a millisecond on a 64x64 crop.
@@ -16,7 +17,7 @@ BINS = 9
 CROP_ANCHORS = np.float32([[0.3, 0.35], [0.7, 0.35], [0.5, 0.8]])
 
 
-def aligned_crop(gray: np.ndarray, landmarks: np.ndarray, size: int = CROP_SIZE) -> np.ndarray:
+def eyes_mouth_crop(gray: np.ndarray, landmarks: np.ndarray, size: int = CROP_SIZE) -> np.ndarray:
     """size x size grey crop, warped so that eyes and mouth sit at fixed places (removes roll and scale)."""
     points = np.asarray(landmarks, np.float64)
     source = np.float32([points[36:42].mean(0), points[42:48].mean(0), points[48:68].mean(0)])
@@ -53,5 +54,5 @@ def hog(image: np.ndarray) -> np.ndarray:
 
 def aligned_hog(grays: list[np.ndarray], landmarks: np.ndarray) -> np.ndarray:
     """(n, 1764) HOG of each face's aligned 64x64 crop ((0, 1764) for no face)."""
-    rows = [hog(aligned_crop(gray, points)) for gray, points in zip(grays, landmarks)]
+    rows = [hog(eyes_mouth_crop(gray, points)) for gray, points in zip(grays, landmarks)]
     return np.stack(rows) if rows else np.empty((0, ((CROP_SIZE // CELL) - 1) ** 2 * 4 * BINS))

@@ -29,6 +29,7 @@ from tqdm import tqdm
 
 from emotion_perception.core.atomic import atomic_path
 from emotion_perception.models.augment import Augmentation, augment_batch
+from emotion_perception.models.balance import BALANCES, balancing_weights
 from emotion_perception.models.cnn import (
     ARCHS,
     INPUT_SIZES,
@@ -45,7 +46,6 @@ from emotion_perception.models.crops import DEFAULT_MARGIN, CropSpec
 
 # The paper's LR steps at epochs 80/120/160/180 of 200 (Keras CIFAR ResNet example), as budget fractions.
 LR_STEPS = ((0.4, 0.1), (0.6, 0.01), (0.8, 0.001), (0.9, 0.0005))
-BALANCES = ("none", "sqrt", "equal")
 SCHEDULES = ("cosine", "steps")
 
 
@@ -142,25 +142,6 @@ def validation_split(
         order = np.random.default_rng(seed).permutation(n)
         cut = max(1, int(n * fraction))
         return np.sort(order[cut:]), np.sort(order[:cut])
-
-
-def balancing_weights(labels: np.ndarray, strata: np.ndarray | None, balance: str) -> np.ndarray:
-    """Sampling weights (summing to 1): "none" every image alike; "equal" every stratum (dataset) the same share,
-    every class within it the same; "sqrt" a stratum's share grows with the square root of its size and a class's
-    share within it with the square root of its count."""
-    n = len(labels)
-    if balance == "none":
-        return np.full(n, 1.0 / n)
-    strata = np.zeros(n, dtype=object) if strata is None else np.asarray(strata, dtype=object)
-    weights = np.zeros(n)
-    for stratum in np.unique(strata.astype(str)):
-        rows = strata.astype(str) == stratum
-        stratum_share = np.sqrt(rows.sum()) if balance == "sqrt" else 1.0
-        classes, counts = np.unique(labels[rows], return_counts=True)
-        shares = np.sqrt(counts) if balance == "sqrt" else np.ones(len(counts))
-        for label, count, share in zip(classes, counts, shares / shares.sum()):
-            weights[rows & (labels == label)] = stratum_share * share / count
-    return weights / weights.sum()
 
 
 class EarlyStopping:

@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from joblib import Parallel, delayed
 from sklearn.ensemble import RandomForestClassifier
+from sklearn.tree import DecisionTreeClassifier
 
 from emotion_perception.core.atomic import atomic_path
 from emotion_perception.core.errors import ForestFileError
@@ -37,6 +39,35 @@ def train_forest(
         n_estimators=n_estimators, max_features=max_features, random_state=seed, n_jobs=n_jobs
     )
     return forest.fit(features, labels)
+
+
+def train_balanced_forest(
+    features: np.ndarray,
+    labels: np.ndarray,
+    weights: np.ndarray,
+    n_estimators: int = 100,
+    bag_size: int = 12000,
+    max_features: float | str = "sqrt",
+    seed: int = 0,
+    n_jobs: int = 1,
+) -> FlatForest:
+    """Balanced bagging: each tree (fully grown, `max_features` per split) learns from its own draw of `bag_size`
+    rows with replacement, row i drawn with probability `weights[i]` (`models.balance`), instead of a uniform
+    bootstrap. A tree whose draw lacks a class gives that class no votes."""
+    probabilities = np.asarray(weights, dtype=np.float64)
+    probabilities = probabilities / probabilities.sum()
+
+    def grow(index: int) -> DecisionTreeClassifier:
+        rng = np.random.default_rng([seed, index])
+        counts = np.bincount(rng.choice(len(labels), bag_size, p=probabilities), minlength=len(labels))
+        rows = np.flatnonzero(counts)
+        tree = DecisionTreeClassifier(max_features=max_features, random_state=int(rng.integers(2**31)))
+        return tree.fit(features[rows], labels[rows], sample_weight=counts[rows].astype(np.float64))
+
+    trees = Parallel(n_jobs=n_jobs)(delayed(grow)(i) for i in range(n_estimators))
+    classes = sorted(set(np.asarray(labels).astype(str).tolist()))
+    return FlatForest.from_trees(trees, classes, features.shape[1],
+                                 [[classes.index(str(c)) for c in tree.classes_] for tree in trees])
 
 
 class FlatForest:
@@ -73,10 +104,19 @@ class FlatForest:
     @classmethod
     def from_sklearn(cls, forest: RandomForestClassifier) -> FlatForest:
         """Flatten a fitted forest; leaves get children pointing to themselves."""
+        every_class = list(range(len(forest.classes_)))  # its trees learn the encoded classes, all of them
+        return cls.from_trees(forest.estimators_, [str(c) for c in forest.classes_], forest.n_features_in_,
+                              [every_class] * len(forest.estimators_))
+
+    @classmethod
+    def from_trees(cls, trees: list[DecisionTreeClassifier], classes: list[str], n_features: int,
+                   columns: list[list[int]]) -> FlatForest:
+        """Flatten fitted trees, each voting with its leaves' class fractions; `columns[t]` says which of
+        `classes` tree t's value columns are (a tree may know fewer classes than the forest)."""
         roots, children, feature, threshold, value = [], [], [], [], []
         offset, depth = 0, 0
-        n_trees = len(forest.estimators_)
-        for estimator in forest.estimators_:
+        n_trees = len(trees)
+        for estimator, own_columns in zip(trees, columns):
             tree = estimator.tree_
             n = tree.node_count
             own = np.arange(n)
@@ -87,14 +127,15 @@ class FlatForest:
             children.append(np.stack([left, right], axis=1).ravel())
             feature.append(np.where(leaf, 0, tree.feature))
             threshold.append(np.where(leaf, 0.0, tree.threshold))
-            fractions = tree.value[:, 0, :].astype(np.float64)
+            fractions = np.zeros((n, len(classes)))
+            fractions[:, own_columns] = tree.value[:, 0, :]
             totals = fractions.sum(axis=1, keepdims=True)
             totals[totals == 0] = 1.0
             value.append(fractions / totals / n_trees)
             depth = max(depth, tree.max_depth)
             offset += n
         return cls(
-            [str(c) for c in forest.classes_], forest.n_features_in_, np.array(roots),
+            classes, n_features, np.array(roots),
             np.concatenate(children), np.concatenate(feature), np.concatenate(threshold),
             np.concatenate(value), depth,
         )

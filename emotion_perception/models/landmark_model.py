@@ -12,8 +12,9 @@ import numpy as np
 
 from emotion_perception import features
 from emotion_perception.core.types import Face
+from emotion_perception.models.balance import BALANCES, balancing_weights
 from emotion_perception.models.calibration import temper
-from emotion_perception.models.forest import FlatForest, load_forest, save_forest, train_forest
+from emotion_perception.models.forest import FlatForest, load_forest, save_forest, train_balanced_forest, train_forest
 
 DEFAULT_MODEL = "default_forest.npz"
 DEFAULT_MAX_FEATURES = "sqrt"
@@ -85,48 +86,6 @@ class EmotionModel:
         return temper((proba[: len(x)] + proba[len(x):]) / 2, self.temperature)
 
 
-def fit_model(
-    landmarks: np.ndarray,
-    labels: np.ndarray,
-    feature_set: str,
-    grays: Sequence[np.ndarray] | None = None,
-    mirror: bool = True,
-    n_estimators: int = 100,
-    max_features: float | str = "sqrt",
-    seed: int = 0,
-    n_jobs: int = 1,
-    header: dict[str, Any] | None = None,
-) -> EmotionModel:
-    """Train a forest on the faces' features (plus their mirror images when `mirror`)."""
-    points = features.as_batch(landmarks)
-    x = features.compute(feature_set, points, grays)
-    mirrored = features.compute_mirrored(feature_set, points, grays) if mirror else None
-    return fit_features(x, mirrored, labels, feature_set, n_estimators, max_features, seed, n_jobs, header)
-
-
-def fit_features(
-    x: np.ndarray,
-    x_mirrored: np.ndarray | None,
-    labels: np.ndarray,
-    feature_set: str,
-    n_estimators: int = 100,
-    max_features: float | str = "sqrt",
-    seed: int = 0,
-    n_jobs: int = 1,
-    header: dict[str, Any] | None = None,
-) -> EmotionModel:
-    """Train on precomputed feature rows; with `x_mirrored` the mirrored rows are added (same labels)."""
-    y = np.asarray(labels).astype(str)
-    if x_mirrored is not None:
-        x, y = np.vstack([x, x_mirrored]), np.concatenate([y, y])
-    forest = train_forest(x, y, n_estimators=n_estimators, max_features=max_features, seed=seed, n_jobs=n_jobs)
-    meta = {
-        "n_estimators": n_estimators, "max_features": max_features, "seed": seed,
-        "n_train": len(labels), **(header or {}),
-    }
-    return EmotionModel(FlatForest.from_sklearn(forest), feature_set, x_mirrored is not None, meta)
-
-
 @dataclass
 class ForestSettings:
     """How a fresh forest is trained (the `train forest` command, each fold of `evaluate`, each trial)."""
@@ -136,9 +95,41 @@ class ForestSettings:
     max_features: float | str = DEFAULT_MAX_FEATURES
     mirror: bool = True
     n_jobs: int = 2
+    # "equal": balanced bagging, every training dataset (stratum) the same share and every class within it the
+    # same (chosen by the leave-one-dataset-out protocol, docs/models.md); "none": scikit-learn's bootstrap.
+    balance: str = "equal"
+    bag_size: int = 12000
+
+    @classmethod
+    def like(cls, model: EmotionModel, n_jobs: int = 2) -> ForestSettings:
+        """The settings `model` was trained with (models from before balancing used scikit-learn's bootstrap)."""
+        h = model.header
+        return cls(model.feature_set, int(h.get("n_estimators", 100)), h.get("max_features", DEFAULT_MAX_FEATURES),
+                   model.mirror, n_jobs, h.get("balance", "none"), int(h.get("bag_size", 12000)))
+
+    def check(self) -> None:
+        """ValueError naming a setting out of range."""
+        if self.n_estimators < 1 or self.bag_size < 1:
+            raise ValueError(f"need at least one tree and one row per tree, got {self.n_estimators} and "
+                             f"{self.bag_size}")
+        if self.balance not in BALANCES:
+            raise ValueError(f"balance must be one of {', '.join(BALANCES)}, got {self.balance!r}")
 
     def fit(self, x: np.ndarray, x_mirrored: np.ndarray | None, labels: np.ndarray, seed: int,
-            header: dict[str, Any] | None = None) -> EmotionModel:
-        """A forest trained on feature rows (all holding a face), with their mirrored rows when `mirror`."""
-        return fit_features(x, x_mirrored if self.mirror else None, labels, self.feature_set, self.n_estimators,
-                            self.max_features, seed, self.n_jobs, header)
+            header: dict[str, Any] | None = None, strata: np.ndarray | None = None) -> EmotionModel:
+        """A forest trained on feature rows (all holding a face), with their mirrored rows when `mirror`;
+        `strata` names each row's dataset for the balance (None: one dataset)."""
+        self.check()
+        y = np.asarray(labels).astype(str)
+        weights = balancing_weights(y, strata, self.balance)
+        if self.mirror:
+            x, y, weights = np.vstack([x, x_mirrored]), np.concatenate([y, y]), np.concatenate([weights, weights])
+        if self.balance == "none":
+            forest = FlatForest.from_sklearn(train_forest(x, y, self.n_estimators, self.max_features, seed,
+                                                          self.n_jobs))
+        else:
+            forest = train_balanced_forest(x, y, weights, self.n_estimators, self.bag_size, self.max_features, seed,
+                                           self.n_jobs)
+        meta = {"n_estimators": self.n_estimators, "max_features": self.max_features, "balance": self.balance,
+                "bag_size": self.bag_size, "seed": seed, "n_train": len(labels), **(header or {})}
+        return EmotionModel(forest, self.feature_set, self.mirror, meta)

@@ -6,8 +6,10 @@ cleanup releases models and publishers. With the parameter `autostart` (default 
 activates itself, so it also runs without a lifecycle manager (`ros2 run`, `python -m`).
 
 Outputs (topic prefix `topic`, remappable): `<topic>` (std_msgs/String, the primary face's label),
-`<topic>/detail` (the JSON document of `core.detail`), `<topic>/debug_image` and `/diagnostics`. Only the
-newest frame is processed; stamps and frame ids are copied into everything derived from a frame.
+`<topic>/detail` (the JSON document of `core.detail`), `<topic>/debug_image` and `/diagnostics`; where hri_msgs is
+installed, the REP-155 faces too (`ros/hri.py`), and with `face_source: ros4hri` the faces come from an upstream
+ROS4HRI face detector. Only the newest frame is processed; stamps and frame ids are copied into everything
+derived from a frame.
 """
 
 from __future__ import annotations
@@ -24,16 +26,18 @@ from std_msgs.msg import String
 from emotion_perception.core.annotate import draw_faces
 from emotion_perception.core.detail import face_entries
 from emotion_perception.core.errors import EmotionPerceptionError, ImageError
+from emotion_perception.core.expressions import face_id
 from emotion_perception.core.faces import FaceDetector
 from emotion_perception.core.frames import check_frame
 from emotion_perception.core.landmarks import LandmarkPredictor
 from emotion_perception.core.params import ParamSpec
-from emotion_perception.core.pipeline import classify_camera_frame
+from emotion_perception.core.pipeline import EmotionPipeline, FaceAnalyzer, classify_camera_frame
 from emotion_perception.core.smoothing import ScoreSmoother
 from emotion_perception.core.stream import FrameSizeWatch, LostFrames
 from emotion_perception.core.tracking import FaceTracker
 from emotion_perception.core.types import Classifier, FacePrediction
 from emotion_perception.models.shipped import detail_name
+from emotion_perception.ros import hri
 from emotion_perception.ros.env import shm_segment_bytes
 from emotion_perception.ros.plumbing import (
     NewestFrameWorker,
@@ -79,6 +83,8 @@ class ClassifierNode(LifecycleNode):
         self._subscription = None
         self._timer = None
         self._pubs: dict[str, Any] = {}
+        self._hri: hri.FacesOut | None = None
+        self._crops: EmotionPipeline | None = None  # face_source ros4hri: the upstream face images' step
         self.add_on_set_parameters_callback(parameter_guard(self.PARAMS, lambda: self._configured))
         self.add_post_set_parameters_callback(self._apply_parameters)
 
@@ -116,6 +122,9 @@ class ClassifierNode(LifecycleNode):
             "diagnostics": self.create_lifecycle_publisher(DiagnosticArray, "/diagnostics", 10),
         }
         self._stats, self._received, self._lost = ProcessingStats(), 0, LostFrames()
+        if not self._configure_hri():
+            self._release_all()
+            return TransitionCallbackReturn.FAILURE
         self._configured = True
         self.get_logger().info(
             f"configured: model {detail_name(self.model)} ({self._model_file}), landmarks "
@@ -123,13 +132,19 @@ class ClassifierNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._worker = NewestFrameWorker(self._process, self._on_worker_error)
-        self._subscription = self.create_subscription(
-            Image, "image", self._on_image, image_qos(self.params["reliability"]))
+        qos = image_qos(self.params["reliability"])
+        if self._crops is not None:  # face_source ros4hri
+            self._worker = hri.FacesIn(self, self.params["hri_face_image"], qos, self._process_face,
+                                       self._on_worker_error, self._hri.keep)
+            listening = self._worker.topic
+        else:
+            self._worker = NewestFrameWorker(self._process, self._on_worker_error)
+            self._subscription = self.create_subscription(Image, "image", self._on_image, qos)
+            listening = self._subscription.topic_name
         self._timer = self.create_timer(self.params["diagnostics_period"], self._publish_diagnostics)
         self._active = True
         result = super().on_activate(state)  # enables the lifecycle publishers
-        self.get_logger().info(f"active: listening on {self._subscription.topic_name}")
+        self.get_logger().info(f"active: listening on {listening}")
         return result
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -163,6 +178,9 @@ class ClassifierNode(LifecycleNode):
         for publisher in self._pubs.values():
             self.destroy_lifecycle_publisher(publisher)
         self._pubs = {}
+        if self._hri is not None:
+            self._hri.close()
+        self._hri = self._crops = None
         self._tracker = self.model = None
         self._configured = False
 
@@ -252,10 +270,60 @@ class ClassifierNode(LifecycleNode):
         if predictions and not entries[0]["uncertain"]:
             pubs["emotion"].publish(String(data=predictions[0].label))
         pubs["detail"].publish(String(data=detail))
+        if self._hri is not None:
+            self._hri.publish(msg.header, [face_id(i) for i in ids], predictions, (width, height))
         if p["publish_debug_image"]:
             bgr = image_to_bgr(msg, p["max_image_pixels"])
             pubs["debug"].publish(image_message(draw_faces(bgr, zip(ids, predictions)), msg.header))
         self._stats.frame_done(processing, latency, len(predictions), sum(e["uncertain"] for e in entries))
+
+    # --- REP-155 (ros/hri.py) -----------------------------------------------------------------------
+
+    def _configure_hri(self) -> bool:
+        """The REP-155 output and, with face_source ros4hri, the upstream faces' step; one log line says which.
+        False when face_source ros4hri cannot work (no hri_msgs)."""
+        p, log = self.params, self.get_logger()
+        upstream = p["face_source"] == "ros4hri"
+        if not hri.available():
+            if upstream:
+                log.error("configure failed: face_source ros4hri needs hri_msgs, which is not installed")
+                return False
+            log.info("REP-155 topics off: hri_msgs is not installed" if p["publish_hri"] else
+                     "REP-155 topics off (publish_hri false)")
+            return True
+        if upstream:
+            # upstream face images are crops: upscaled for the detector, the whole image when it finds no face
+            detector = FaceDetector(p["upsample"], small_side=256, whole_image_fallback=True)
+            self._crops = EmotionPipeline(FaceAnalyzer(detector, self._tracker.predictor), self.model)
+            self._hri = hri.FacesOut(self, tracked=False)
+            log.info(f"faces from ROS4HRI: {hri.FACES}/tracked and {hri.FACES}/<id>/{p['hri_face_image']}; "
+                     f"publishing {hri.FACES}/<id>/expression")
+        elif p["publish_hri"]:
+            self._hri = hri.FacesOut(self)
+            log.info(f"REP-155: publishing {hri.FACES}/tracked, {hri.FACES}/<id>/roi and {hri.FACES}/<id>/expression")
+        else:
+            log.info("REP-155 topics off (publish_hri false)")
+        return True
+
+    def _process_face(self, face: str, msg: Image) -> None:
+        """face_source ros4hri: the expression of one upstream face image, published with its header."""
+        start = time.perf_counter()
+        crops, out, p = self._crops, self._hri, self.params
+        if crops is None or out is None or not self._active:
+            return
+        try:
+            gray = image_to_gray(msg, p["max_image_pixels"])
+        except ImageError as error:
+            self._stats.frame_failed(f"face {face} {msg.width}x{msg.height} {msg.encoding!r}: {error}", bad_frame=True)
+            self.get_logger().warning(f"bad face image skipped: {error}", throttle_duration_sec=5.0)
+            return
+        stamp = stamp_ns(msg.header.stamp)
+        predictions = self._smoother.update(stamp / 1e9 if stamp > 0 else time.monotonic(), [face],
+                                            crops.run(gray)[:1])
+        out.publish(msg.header, [face], predictions)
+        now = self.get_clock().now().nanoseconds
+        latency = (now - stamp) / 1e6 if now > 0 and stamp > 0 else None
+        self._stats.frame_done((time.perf_counter() - start) * 1000, latency, len(predictions))
 
     def _on_worker_error(self, error: BaseException) -> None:
         self._stats.frame_failed(f"{type(error).__name__}: {error}", bad_frame=False)
@@ -266,7 +334,8 @@ class ClassifierNode(LifecycleNode):
 
     def _publish_diagnostics(self) -> None:
         worker = self._worker
-        received = self._received
+        # frames are counted as they arrive; with face_source ros4hri, the face images FacesIn received
+        received = self._received if self._crops is None else (worker.received if worker else 0)
         figures = self._stats.snapshot(received)
         figures["dropped_frames"] = worker.dropped if worker else 0
         figures["lost_frames"] = self._lost.lost

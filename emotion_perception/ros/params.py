@@ -33,6 +33,17 @@ OUTPUTS = (
               tunable=True),
 )
 
+HRI = (  # REP-155 / ROS4HRI (ros/hri.py)
+    ParamSpec("publish_hri", True, "publish the REP-155 (ROS4HRI) topics /humans/faces/tracked, "
+              "/humans/faces/<id>/roi and /humans/faces/<id>/expression, when hri_msgs is installed (a log line "
+              "on configure says whether it is)"),
+    ParamSpec("face_source", "detector", "where the faces come from: detector (the node's own, in image) or "
+              "ros4hri (an upstream ROS4HRI face detector: /humans/faces/tracked and each face's image, ids kept; "
+              "needs hri_msgs)", choices=("detector", "ros4hri")),
+    ParamSpec("hri_face_image", "cropped", "face_source ros4hri: the upstream face image classified, "
+              "/humans/faces/<id>/cropped or /humans/faces/<id>/aligned", choices=("cropped", "aligned")),
+)
+
 LANDMARK_NODE_PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("autostart", True, "configure and activate at start (without a lifecycle manager)"),
     RELIABILITY,
@@ -43,6 +54,7 @@ LANDMARK_NODE_PARAMS: tuple[ParamSpec, ...] = (
     *FRAME_STEP_PARAMS,
     *NEW_FACE_PARAMS,
     *OUTPUTS,
+    *HRI,
     ParamSpec("explain", False, "add to each face in emotion/detail the surrogate rule of its label that fires "
               "(named landmark measurements; see `emotion-perception explain`), or null", tunable=True),
     ParamSpec("rules_path", "", "rules file of the forest (rules.json of `emotion-perception explain`); empty: "
@@ -62,12 +74,15 @@ RESNET_NODE_PARAMS: tuple[ParamSpec, ...] = (
     *FRAME_STEP_PARAMS,
     *NEW_FACE_PARAMS,
     *OUTPUTS,
+    *HRI,
 )
 
 INJECTOR_PARAMS: tuple[ParamSpec, ...] = (
     *ATTACKER_PARAMS,
     replace(RELIABILITY, description="QoS reliability of the image subscription"),
     DIAGNOSTICS_PERIOD,
+    ParamSpec("wait_for_subscribers", 0, "subscribe image only once this many subscribers listen on "
+              "image_attacked (a source waiting for this node then waits for them too)", 0, 100),
 )
 
 SOURCE_NODE_PARAMS: tuple[ParamSpec, ...] = (
@@ -86,6 +101,7 @@ SOURCE_NODE_PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("exit_when_done", False, "exit with status 0 after the last frame when not looping"),
     ParamSpec("wait_for_subscribers", 0, "hold the first frame until this many subscribers listen on image",
               0, 100),
+    ParamSpec("wait_for_scorer", False, "also hold the first frame until a scorer listens on the ground truth"),
 )
 
 SCORER_NODE_PARAMS: tuple[ParamSpec, ...] = (
@@ -103,6 +119,8 @@ SCORER_NODE_PARAMS: tuple[ParamSpec, ...] = (
               "0: only on shutdown", 0.0, 3600.0),
     ParamSpec("exit_when_done", False, "exit with status 0 after writing the report"),
     ParamSpec("source", "", "what is being scored (e.g. the bag), written into the report"),
+    ParamSpec("wait_for_classifiers", False, "subscribe the ground truth only once every detail topic has a "
+              "publisher (a source with wait_for_scorer then starts when every classifier is seen)"),
     DIAGNOSTICS_PERIOD,
 )
 

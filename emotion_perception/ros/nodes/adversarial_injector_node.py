@@ -63,9 +63,20 @@ class AdversarialInjectorNode(Node):
         self.guard = parameter_guard(INJECTOR_PARAMS, lambda: True)
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.worker = NewestFrameWorker(self._process, self._on_worker_error)
+        self.subscription = None
+        self.timer = self.create_timer(self.params["diagnostics_period"], self._publish_diagnostics)
+        wanted = int(self.params["wait_for_subscribers"])
+        if wanted:
+            self.get_logger().info(f"waiting for {wanted} subscriber(s) on {self.image_pub.topic_name}")
+        self.subscribe_timer = self.create_timer(0.05, self._subscribe_when_listened)
+
+    def _subscribe_when_listened(self) -> None:
+        """Subscribe the input once enough nodes listen on the output (wait_for_subscribers)."""
+        if self.image_pub.get_subscription_count() < int(self.params["wait_for_subscribers"]):
+            return
+        self.destroy_timer(self.subscribe_timer)
         self.subscription = self.create_subscription(Image, "image", self._on_image,
                                                      image_qos(self.params["reliability"]))
-        self.timer = self.create_timer(self.params["diagnostics_period"], self._publish_diagnostics)
         self.get_logger().info(f"attack {self.params['attack']}: {self.subscription.topic_name} -> "
                                f"{self.image_pub.topic_name}")
 

@@ -127,10 +127,13 @@ class ImageSourceNode(Node):
 
     def _waiting_for_subscribers(self) -> bool:
         wanted = int(self.params["wait_for_subscribers"])
-        if self.image_pub.get_subscription_count() >= wanted:
+        scorer = bool(self.params["wait_for_scorer"])
+        if self.image_pub.get_subscription_count() >= wanted and (
+                not scorer or self.truth_pub.get_subscription_count() > 0):
             return False
         if not self.announced_wait:
-            self.get_logger().info(f"waiting for {wanted} subscriber(s) on {self.image_pub.topic_name}")
+            self.get_logger().info(f"waiting for {wanted} subscriber(s) on {self.image_pub.topic_name}"
+                                   + (f" and a scorer on {self.truth_pub.topic_name}" if scorer else ""))
             self.announced_wait = True
         return True
 

@@ -42,17 +42,30 @@ class ScorerNode(Node):
         self.last_message: float | None = None
         self.done = False
         self.reports = 0
+        self.announced_wait = False
         reliable = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
         durability = DurabilityPolicy.TRANSIENT_LOCAL if self.params["ground_truth_durability"] == "transient_local" \
             else DurabilityPolicy.VOLATILE  # transient local: also the records published before this matched
         truth_qos = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE, durability=durability)
-        self.create_subscription(String, self.params["ground_truth_topic"], self._on_truth, truth_qos)
-        for topic in topics:
+        self.detail_subscriptions = [
             self.create_subscription(String, topic, lambda msg, t=topic: self._on_detail(t, msg), reliable)
+            for topic in topics]
         self.scores_pub = self.create_publisher(String, "scores", 10)
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_timer(self.params["diagnostics_period"], self._tick)
         self.get_logger().info(f"scoring {', '.join(topics)} against {self.params['ground_truth_topic']}")
+        self.truth_timer = self.create_timer(0.05, lambda: self._subscribe_truth(truth_qos))
+
+    def _subscribe_truth(self, qos: QoSProfile) -> None:
+        """Subscribe the ground truth, with wait_for_classifiers once every detail topic has a publisher."""
+        missing = [s.topic_name for s in self.detail_subscriptions if self.count_publishers(s.topic_name) == 0]
+        if missing and self.params["wait_for_classifiers"]:
+            if not self.announced_wait:
+                self.get_logger().info(f"waiting for publishers on {', '.join(missing)}")
+                self.announced_wait = True
+            return
+        self.destroy_timer(self.truth_timer)
+        self.create_subscription(String, self.params["ground_truth_topic"], self._on_truth, qos)
 
     # --- inputs ------------------------------------------------------------------------------------
 

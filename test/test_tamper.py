@@ -1,0 +1,144 @@
+"""The visibility model and the tamper checks: the shipped model on the public-domain astronaut photo, clean and
+covered; training on a shared dataset where it is present."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+from face_images import astronaut_gray, face_crop, shared_dataset
+
+from emotion_perception.attacks import registry
+from emotion_perception.attacks.registry import AttackInputs
+from emotion_perception.cli import main
+from emotion_perception.core import occlusion
+from emotion_perception.core.pipeline import FaceAnalyzer
+from emotion_perception.data.datasets import load_datasets
+from emotion_perception.data.face_data import with_landmarks
+from emotion_perception.experiments.visibility import fit_visibility, occluded_examples
+from emotion_perception.models.forest import load_forest
+from emotion_perception.models.tamper import TamperCheck, artefact_ratio
+from emotion_perception.models.visibility import (
+    CLASSES,
+    REGIONS,
+    WINDOWS,
+    VisibilityModel,
+    default_visibility_path,
+    region_statistics,
+)
+
+
+@pytest.fixture(scope="module")
+def check() -> TamperCheck:
+    return TamperCheck.load()
+
+
+@pytest.fixture(scope="module")
+def scene():
+    gray = astronaut_gray()
+    faces = FaceAnalyzer().analyze(gray)
+    assert len(faces) == 1
+    return gray, faces
+
+
+def test_region_statistics_are_finite_and_see_a_flat_patch():
+    crop = face_crop()
+    clean = region_statistics(crop)
+    covered = crop.copy()
+    covered[27:47, 6:42] = 0
+    boxed = region_statistics(covered)
+    assert clean.shape == boxed.shape == (8 * len(WINDOWS) + 2,) and np.isfinite(clean).all()
+    lower_flat = 8 + 2  # the lower region's flat share
+    assert boxed[lower_flat] > 0.9 > clean[lower_flat]
+
+
+def test_the_clean_astronaut_is_not_flagged(check, scene):
+    gray, faces = scene
+    [assessment] = check.assess(gray, faces)
+    assert not assessment.flagged and assessment.reasons == []
+    assert set(assessment.occlusion) == set(REGIONS)
+    entry = assessment.to_json()
+    assert entry["tampered"]["flag"] is False and json.dumps(entry)
+
+
+@pytest.mark.parametrize(("kind", "region"), [("surgical_mask", "lower"), ("lower_box", "lower"),
+                                              ("eye_boxes", "upper")])
+def test_covered_regions_are_flagged_by_name(check, scene, kind, region):
+    gray, faces = scene
+    covered = occlusion.occlude(gray, faces[0].landmarks, kind, np.random.default_rng(0), fill=0)
+    [assessment] = check.assess(covered, faces)
+    assert assessment.flagged
+    assert check.visibility.occluded(assessment.occlusion) == [region]
+    assert any(region in reason for reason in assessment.reasons)
+
+
+def test_scaling_camouflage_is_flagged_as_pixel_artefacts(check, scene):
+    gray, faces = scene
+    target = cv2.resize(np.ascontiguousarray(np.rot90(gray)), (128, 128), interpolation=cv2.INTER_AREA)  # another face
+    camouflaged = registry.apply("scaling", gray, {"scale_width": 128, "scale_height": 128},
+                                 AttackInputs(target=target))
+    clean_ratio, attacked_ratio = artefact_ratio(gray, faces[0]), artefact_ratio(camouflaged, faces[0])
+    assert attacked_ratio > check.artefact_threshold > clean_ratio
+    [assessment] = check.assess(camouflaged, faces)
+    assert assessment.flagged and any("artefacts" in reason for reason in assessment.reasons)
+
+
+def test_the_shipped_model_says_how_it_was_made():
+    forest, header = load_forest(default_visibility_path())
+    assert sorted(forest.classes) == sorted(CLASSES)
+    assert 0 < header["false_positive_rate"] <= 0.02 and header["n_clean_held_out"] > 1000
+    assert set(header["thresholds"]) == set(REGIONS) and header["artefact_threshold"] > 1.0
+
+
+def test_occluded_examples_cover_every_class():
+    crops = np.stack([face_crop()] * 30)
+    gray = astronaut_gray()
+    faces = FaceAnalyzer().analyze(gray)
+    x0, y0 = 165, 70
+    scale = 48 / 110
+    points = (faces[0].landmarks - [x0, y0]) * scale / 48
+    rows, classes = occluded_examples(crops, np.stack([points] * 30), np.random.default_rng(1))
+    assert rows.shape == (60, 8 * len(WINDOWS) + 2) and (classes == "none").sum() == 30
+    assert set(classes) == set(CLASSES)
+
+
+def test_fit_visibility_on_jaffe_sets_thresholds_on_held_out_clean_faces(tmp_path):
+    data = with_landmarks(load_datasets([str(shared_dataset("jaffe"))]), progress=False)
+    model = fit_visibility([data], false_positive_rate=0.02, trees=10, depth=8)
+    assert model.header["n_clean_held_out"] > 20 and set(model.thresholds) == set(REGIONS)
+    model.save(tmp_path / "v.npz")
+    again = VisibilityModel.load(tmp_path / "v.npz")
+    crops = np.stack([face_crop()] * 2)
+    np.testing.assert_allclose(again.scores(crops), model.scores(crops))
+
+
+def test_train_visibility_cli_writes_a_loadable_model(tmp_path):
+    out = tmp_path / "vis.npz"
+    assert main(["train", "visibility", "--data", str(shared_dataset("jaffe")), "--false-positive-rate", "0.02",
+                 "--quiet", "--out", str(out)]) == 0
+    model = VisibilityModel.load(out)
+    assert model.header["false_positive_rate"] == 0.02 and "train visibility" in model.header["recipe"]
+
+
+def test_train_screen_leaves_out_the_eye_boxed_images_and_says_how_many(tmp_path, capsys):
+    face = astronaut_gray()
+    [found] = FaceAnalyzer().analyze(face)
+    root, rows = tmp_path / "data", ["path,label,subject"]
+    for label, shift in (("happy", 0), ("neutral", 25)):
+        (root / label).mkdir(parents=True)
+        for k in range(5):
+            image = np.clip(face.astype(int) + shift - 8 * k, 0, 255).astype(np.uint8)
+            boxed = label == "happy" and k < 2  # Type A: eye boxes on two images of one class
+            if boxed:
+                image = occlusion.occlude(image, found.landmarks, "eye_boxes", np.random.default_rng(k), fill=0)
+            cv2.imwrite(str(root / label / f"{k}.png"), image)
+            rows.append(f"{label}/{k}.png,{label},s{k}")
+    (root / "manifest.csv").write_text("\n".join(rows) + "\n")
+    out = tmp_path / "screened.npz"
+    assert main(["train", "--data", str(root), "--screen", "--n-estimators", "5", "--quiet", "--no-cache",
+                 "--out", str(out)]) == 0
+    assert "screening: 2 of 10 training faces flagged and left out" in capsys.readouterr().out
+    header = load_forest(out)[1]
+    assert header["screened_out"] == 2 and header["train_counts"] == {"happy": 3, "neutral": 5}
