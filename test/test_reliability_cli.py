@@ -4,6 +4,7 @@ SIGTERM at any moment leave nothing half-written."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -115,6 +116,25 @@ def test_reliability_sigterm_while_the_output_is_written_leaves_nothing(tmp_path
     assert done.stderr.strip() == "emotion-perception calibrate: terminated"
     assert leftovers(tmp_path) == [] and not (tmp_path / "out" / "m.npz").exists()
 
+
+SIGNAL_WHILE_PYTHON_SHUTS_DOWN = """
+import atexit, os, signal, sys, time
+from emotion_perception.cli import main
+which = getattr(signal, sys.argv[1])
+atexit.register(lambda: (os.kill(os.getpid(), which), time.sleep(10)))
+sys.argv[1:] = ["--help"]
+sys.exit(main())
+"""
+
+
+@pytest.mark.parametrize("which", ["SIGINT", "SIGTERM"])
+def test_reliability_a_signal_after_the_command_ends_the_process_without_a_traceback(tmp_path, which):
+    """A signal while Python shuts down (joblib's exit handler joins its threads then) ends the process as by
+    default: its own status, no KeyboardInterrupt traceback."""
+    done = subprocess.run([sys.executable, "-c", SIGNAL_WHILE_PYTHON_SHUTS_DOWN, which], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120,
+                          env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+    assert done.returncode == -getattr(signal, which) and "Traceback" not in done.stderr, done.stderr
 
 def test_reliability_signals_at_random_moments_leave_nothing_half_written(tmp_path):
     """Two moments per command (SIGINT and SIGTERM), one anywhere in its run and one while it writes."""

@@ -55,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _terminate)
-    name = "emotion-perception"
+    name, program = "emotion-perception", argv is None
     try:
         argv = list(sys.argv[1:] if argv is None else argv)
         if argv[:1] == ["train"] and (len(argv) == 1 or argv[1].startswith("-")) and "-h" not in argv:
@@ -73,6 +73,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{name}: interrupted", file=sys.stderr)
         return 128 + signal.SIGINT
+    finally:
+        if program:  # the command is over: a signal now ends the process as by default, without raising into
+            # Python's shutdown (joblib's exit handler joining its threads printed a KeyboardInterrupt traceback)
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _terminate(signum: int, frame: FrameType | None) -> None:
