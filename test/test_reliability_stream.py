@@ -63,6 +63,16 @@ def test_reliability_lost_frames_ignore_repeats_pauses_replays_and_rate_changes(
     assert lost_of(burst).lost == 45
 
 
+
+def test_reliability_a_reader_too_slow_for_every_frame_counts_what_it_missed():
+    """A starved reader takes one frame in 2 to 4 for a long stretch: gaps of varying size, not a slower camera."""
+    published = stamps(2_000, 400)
+    gaps = np.random.default_rng(2).integers(2, 5, len(published))
+    taken = np.concatenate([np.arange(100), 100 + np.cumsum(gaps[:300]), np.arange(1_500, 2_000)])
+    taken = taken[taken < len(published)]
+    estimate = lost_of(published[taken])
+    assert estimate.lost == len(published) - len(taken)
+
 def test_reliability_diagnostics_warn_for_a_while_after_a_bad_frame_then_recover():
     ok, message = health("active", 0.1, 5.0, 2.0, 3, "640x480 'yuv': unsupported encoding")
     assert not ok and "3 bad frame(s)/error(s)" in message and "unsupported encoding" in message

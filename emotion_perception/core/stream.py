@@ -24,9 +24,9 @@ class LostFrames:
     drift over long runs. A skipped index is a lost frame. Repeated stamps (a frame sent twice) and stamps that go
     back by less than `max_gap_s` (out of order) are ignored. A gap longer than `max_gap_s` or a jump back further
     than that (a pause, a bag replayed again) starts the estimate afresh. So does a change of rate: a faster camera
-    shows as a lost lock (half of the last `recent` frames 0.4 period or more off their index); a slower one as a gap
-    before every one of the last `recent` frames, whose losses are then taken back (a stream that loses more than
-    about 95 % of its frames reads as a slower one).
+    shows as a lost lock (half of the last `recent` frames 0.4 period or more off their index); a slower one as the
+    same gap before every one of the last `recent` frames, whose losses are then taken back (a stream that loses
+    exactly the same number of frames before each of `recent` frames in a row reads as a slower one).
     """
 
     def __init__(self, warmup: int = 20, max_gap_s: float = 2.0, recent: int = 32) -> None:
@@ -66,7 +66,9 @@ class LostFrames:
         self._off.append(abs(elapsed - self._fit.at(index)) >= 0.4 * period)
         self._missing.append(missing)
         if len(self._off) == self._off.maxlen:
-            if all(self._missing):  # the camera slowed down: what looked lost was never sent
+            if all(self._missing) and len(set(self._missing)) == 1:
+                # the camera slowed down (to a whole fraction of its rate; another rate loses the lock): what looked
+                # lost was never sent. A reader too slow to take every frame leaves gaps of varying size: counted.
                 self.lost -= sum(self._missing) - missing
                 self._restart(stamp_ns, counted=True)
                 return 0
