@@ -266,17 +266,20 @@ def run_publisher(watched: Watched, publisher: subprocess.Popen, timeout: float,
     return json.loads(out.strip().splitlines()[-1])
 
 
-def settle(watched: Watched, timeout: float = 30.0) -> dict[str, int]:
-    """The node's counts once it has dealt with every frame it received (and its diagnostics say so twice)."""
+def settle(watched: Watched, timeout: float = 30.0, passes_every_frame: bool = False) -> dict[str, int]:
+    """The node's counts once it has dealt with every frame it received (and its diagnostics say so twice). A node
+    that `passes_every_frame` on (the injector: a bad frame too, untouched) counts each as processed."""
     seen: list[dict[str, int]] = []
+    parts = ("processed_frames",) if passes_every_frame else ("processed_frames", "bad_frames", "dropped_frames",
+                                                              "errors")
 
     def settled() -> bool:
         counts = watched.counts()
         if not counts:
             return False
         seen.append(counts)
-        done = counts["received_frames"] == sum(counts.get(k, 0) for k in (
-            "processed_frames", "bad_frames", "dropped_frames", "errors")) if "processed_frames" in counts else True
+        done = counts["received_frames"] == sum(counts.get(k, 0) for k in parts) if "processed_frames" in counts \
+            else True
         return done and len(seen) > 10 and seen[-10] == counts
 
     watched.probe.spin_until(settled, timeout)
@@ -304,7 +307,7 @@ def run_fuzz(context: Any, work: Path, kind: str, count: int, rate: float = 400.
     try:
         published = run_publisher(watched, start_publisher(namespace, "fuzz", count, rate, seed=seed),
                                   timeout=count / rate + 300)
-        counts = settle(watched)
+        counts = settle(watched, passes_every_frame=kind == "injector")
         if kind == "injector":  # every frame comes out again (bad ones untouched)
             watched.probe.spin_until(lambda: len(watched.outputs) >= counts.get("received_frames", 0), 20)
             counts["republished"] = len(watched.outputs)
