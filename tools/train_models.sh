@@ -18,7 +18,7 @@ lodo=(--data "$data/ck_plus_48" --data "$data/ck_plus_48_with_neutral:neutral" -
       --data "$data/fer2013" --data "$data/yale_faces_expr")
 case $what in
   cnn)
-    $ep train cnn "${mix[@]}" --epochs 10 --name default-cnn-resnet-wide --checkpoints "$out/cnn_shipped/checkpoints" \
+    $ep train cnn "${mix[@]}" --arch small_resnet --epochs 12 --name default-cnn-small-resnet-mix --checkpoints "$out/cnn_shipped/checkpoints" \
       --out "$out/cnn_shipped/default_cnn.pt" ;;
   cnn-lodo)
     $ep evaluate --model-kind cnn "${lodo[@]}" --protocol leave-dataset-out --json "$out/cnn_lodo.json" ;;

@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from emotion_perception import attacks
 from emotion_perception.attacks import registry
-from emotion_perception.cli.common import add_analyzer_args, make_analyzer, make_cache, write_json
+from emotion_perception.cli.common import add_analyzer_args, make_analyzer, make_cache, output_folder, write_json
 from emotion_perception.core.errors import CommandError
 from emotion_perception.core.images import read_gray
 from emotion_perception.core.pipeline import FaceAnalyzer
@@ -36,7 +36,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--attack", required=True, metavar="{" + ",".join(registry.NAMES) + "}",
                         help="which attack")
     parser.add_argument("--data", required=True, metavar="DIR", help="dataset folder (<class>/<image>)")
-    parser.add_argument("--out", required=True, metavar="DIR", help="output folder (not inside --data)")
+    parser.add_argument("--out", required=True, metavar="DIR", type=output_folder,
+                        help="output folder (not inside --data)")
     parser.add_argument("--epsilon", type=float, default=None,
                         help="fgsm/pgd: L-inf bound on [0,1] pixels (default 0.01); gaussian: sigma (0.05); "
                         "salt_pepper: fraction of pixels (0.05)")

@@ -11,7 +11,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from emotion_perception.cli.common import add_executor_args, executor_settings
+from emotion_perception.cli.common import add_executor_args, executor_settings, output_folder
 from emotion_perception.core.errors import CommandError
 from emotion_perception.data.bags import (
     ENCODINGS,
@@ -30,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     write = commands.add_parser("from-dataset", help="a rosbag2 (version 9) of a dataset's images and labels")
     write.add_argument("data", metavar="DIR", help="dataset folder (<class>/<image> or manifest.csv)")
-    write.add_argument("out", metavar="OUT", help="bag folder to create (must not exist)")
+    write.add_argument("out", metavar="OUT", type=output_folder, help="bag folder to create (must not exist)")
     write.add_argument("--fps", type=float, default=30.0, help="frame rate of the bag's timeline (default 30)")
     write.add_argument("--storage", choices=STORAGES, default="mcap", help="storage plugin (default mcap)")
     write.add_argument("--encoding", choices=ENCODINGS, default="auto",
@@ -47,7 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                    "results bag")
     evaluate.add_argument("bag", metavar="BAG", nargs="+", help="one or more bags (several: one task each, run on "
                           "--jobs processes or a --cluster whose workers read the bags at the same paths)")
-    evaluate.add_argument("--out", required=True, metavar="DIR",
+    evaluate.add_argument("--out", required=True, metavar="DIR", type=output_folder,
                           help="report folder (report.md, results.json, results_bag/); new, empty or an "
                           "earlier report. With several bags, DIR/<bag folder name>/ for each")
     evaluate.add_argument("--model", default="forest", metavar="forest|cnn|PATH",

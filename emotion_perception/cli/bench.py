@@ -4,11 +4,10 @@ CNN path (see `experiments.bench`); prints a table and writes the figures as JSO
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
 from emotion_perception.cli.cnn_commands import resolve_device_line
-from emotion_perception.cli.common import write_json
+from emotion_perception.cli.common import output_file, write_json
 from emotion_perception.core.errors import CommandError
 from emotion_perception.core.params import FRAME_STEP_PARAMS, defaults, validate
 from emotion_perception.experiments.bench import HEIGHT, WIDTH, BenchSettings, run_bench
@@ -17,7 +16,7 @@ from emotion_perception.experiments.bench import HEIGHT, WIDTH, BenchSettings, r
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("bench", help="frames/s and latency, naive vs optimised, one core")
     parser.add_argument("--frames", type=int, default=300, help="frames per pipeline (default 300)")
-    parser.add_argument("--json", type=Path, default=None, metavar="OUT", help="write the figures as JSON")
+    parser.add_argument("--json", type=output_file, default=None, metavar="OUT", help="write the figures as JSON")
     parser.add_argument("--face-scale", type=float, default=2.0,
                         help="size of the face relative to the astronaut photo's (~90 px); default 2.0 (~180 px)")
     node = defaults(FRAME_STEP_PARAMS)  # "optimised" is landmark_emotion_node at its defaults unless told

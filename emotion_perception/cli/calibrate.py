@@ -7,6 +7,7 @@ import argparse
 import json
 from pathlib import Path
 
+from emotion_perception.cli.common import output_file
 from emotion_perception.core.errors import CommandError
 from emotion_perception.models.shipped import load_classifier, model_kind
 
@@ -19,7 +20,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     source.add_argument("--temperature-from", metavar="EVALUATION.json",
                         help="the JSON of `evaluate --protocol leave-dataset-out` for this model's recipe")
     source.add_argument("--temperature", type=float, help="a temperature given directly")
-    parser.add_argument("--out", required=True, help="the calibrated model file (.npz forest, .pt CNN)")
+    parser.add_argument("--out", required=True, type=output_file,
+                        help="the calibrated model file (.npz forest, .pt CNN)")
     parser.set_defaults(func=run)
 
 

@@ -18,6 +18,8 @@ from emotion_perception.cli.common import (
     add_screen_args,
     make_analyzer,
     make_cache,
+    output_file,
+    output_folder,
     screened_out,
 )
 from emotion_perception.core.errors import CommandError
@@ -70,9 +72,9 @@ def add_cnn_train_parser(train_subparsers: argparse._SubParsersAction) -> argpar
     add_screen_args(parser)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--name", default=None, help="model name stored in the file")
-    parser.add_argument("--checkpoints", default=None, metavar="DIR",
+    parser.add_argument("--checkpoints", default=None, metavar="DIR", type=output_folder,
                         help="save the training's state after every epoch here, and resume from it")
-    parser.add_argument("--out", required=True, help="output weight file (.pt)")
+    parser.add_argument("--out", required=True, type=output_file, help="output weight file (.pt)")
     parser.set_defaults(func=run_train_cnn)
     return parser
 

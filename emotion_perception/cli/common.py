@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from emotion_perception.core.atomic import atomic_path, write_text_atomic
-from emotion_perception.core.errors import CommandError, EmotionPerceptionError
+from emotion_perception.core.atomic import atomic_path, check_writable, write_text_atomic
+from emotion_perception.core.errors import CommandError, EmotionPerceptionError, OutputError
 from emotion_perception.core.faces import FaceDetector
 from emotion_perception.core.landmarks import LandmarkPredictor
 from emotion_perception.core.pipeline import FaceAnalyzer
@@ -65,7 +65,8 @@ def add_analyzer_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--landmark-model", default=None, help="dlib 68-point .dat file (default: shipped)")
     parser.add_argument("--upsample", type=int, default=0, help="detector up-sampling steps (0-3)")
     parser.add_argument("--min-face", type=int, default=40, help="smallest face side in pixels as searched")
-    parser.add_argument("--cache", default=None, help="landmark cache file (default: ~/.cache/emotion_perception)")
+    parser.add_argument("--cache", default=None, type=output_file,
+                        help="landmark cache file (default: ~/.cache/emotion_perception)")
     parser.add_argument("--no-cache", action="store_true", help="always run dlib, store nothing")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -87,6 +88,25 @@ def executor_settings(args: argparse.Namespace) -> ExecutorSettings:
     except EmotionPerceptionError as error:
         raise CommandError(str(error)) from None
     return settings
+
+
+def output_file(text: str) -> str:
+    """argparse type of an output file: refused while the arguments are read when it cannot be written, so that a
+    command never runs its work to fail at the end."""
+    try:
+        check_writable(text)
+    except OutputError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
+
+
+def output_folder(text: str) -> str:
+    """argparse type of an output folder (see `output_file`)."""
+    try:
+        check_writable(text, folder=True)
+    except OutputError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
 
 
 def make_analyzer(args: argparse.Namespace) -> FaceAnalyzer:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 
@@ -18,6 +19,7 @@ from emotion_perception.cli.common import (
     executor_settings,
     make_analyzer,
     make_cache,
+    output_file,
     write_arrays,
     write_json,
 )
@@ -64,9 +66,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="score this saved model (forest, cnn: the shipped ones; or a .npz forest, .pt CNN) "
                         "instead of training per fold; under --protocol split only the manifest's test rows are "
                         "scored")
-    parser.add_argument("--json", default=None, metavar="OUT", help="write the metrics as JSON")
-    parser.add_argument("--plot", default=None, metavar="OUT.png", help="write the confusion matrix picture")
-    parser.add_argument("--predictions", default=None, metavar="OUT.npz",
+    parser.add_argument("--json", default=None, metavar="OUT", type=output_file, help="write the metrics as JSON")
+    parser.add_argument("--plot", default=None, metavar="OUT.png", type=output_file,
+                        help="write the confusion matrix picture")
+    parser.add_argument("--predictions", default=None, metavar="OUT.npz", type=output_file,
                         help="leave-dataset-out: write every held-out probability (8 emotions), true label and "
                         "dataset, for calibration and fusion")
     add_analyzer_args(parser)
@@ -130,18 +133,46 @@ def run(args: argparse.Namespace) -> int:
 
 
 def make_recipe(args: argparse.Namespace, kind: str, dataset: FaceDataset, model: Classifier | None = None) -> Recipe:
-    """What fresh models of `kind` (or the saved `model`) read of `dataset`, computed now."""
+    """What fresh models of `kind` (or the saved `model`) read of `dataset`, computed now; fresh models need at
+    least one face to train on."""
     analyzer = make_analyzer(args)
+    recipe: Recipe
     if kind == "forest":
         settings = forest_settings(args) if model is None else ForestSettings.like(model)
-        return ForestRecipe(settings, with_landmarks(dataset, analyzer, make_cache(args), not args.quiet))
-    if model is None:
-        settings = replace(cnn_settings(args), seed=args.seed)
+        recipe = ForestRecipe(settings, with_landmarks(dataset, analyzer, make_cache(args), not args.quiet))
     else:
-        spec = model.crop
-        settings = replace(TrainSettings(), crop=spec.kind, input_size=spec.size, margin=spec.margin)
-    crops = extract_crops(dataset, analyzer, settings.crop_spec, make_cache(args), not args.quiet)
-    return CnnRecipe(settings, crops, dataset)
+        if model is None:
+            cnn = replace(cnn_settings(args), seed=args.seed)
+        else:
+            spec = model.crop
+            cnn = replace(TrainSettings(), crop=spec.kind, input_size=spec.size, margin=spec.margin)
+        crops = extract_crops(dataset, analyzer, cnn.crop_spec, make_cache(args), not args.quiet)
+        recipe = CnnRecipe(cnn, crops, dataset)
+    if model is None:
+        if not recipe.found.any():
+            raise CommandError(f"no face found in any of the {len(dataset)} images: nothing to train on")
+        return FacesToTrainOn(recipe)
+    return recipe
+
+
+class FacesToTrainOn:
+    """A recipe whose every training part must hold a face: a fold without one ends the command with one line
+    instead of an error inside scikit-learn or torch."""
+
+    def __init__(self, recipe: Recipe) -> None:
+        self.recipe, self.found = recipe, recipe.found
+
+    def fit(self, index: np.ndarray, labels: np.ndarray, classes: list[str], groups: np.ndarray, seed: int) -> Any:
+        if not len(index):
+            raise CommandError(f"a training part holds no face ({int(self.found.sum())} images with a face in all): "
+                               "use fewer --folds or more images")
+        return self.recipe.fit(index, labels, classes, groups, seed)
+
+    def proba(self, model: Any, index: np.ndarray) -> np.ndarray:
+        return self.recipe.proba(model, index)
+
+    def describe(self) -> dict[str, Any]:
+        return self.recipe.describe()
 
 
 def evaluate_saved(args: argparse.Namespace, kind: str, dataset: FaceDataset, test_mask: np.ndarray | None) -> dict:

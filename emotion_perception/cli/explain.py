@@ -9,7 +9,14 @@ from pathlib import Path
 import numpy as np
 
 from emotion_perception import features
-from emotion_perception.cli.common import add_analyzer_args, add_data_args, make_analyzer, make_cache, write_json
+from emotion_perception.cli.common import (
+    add_analyzer_args,
+    add_data_args,
+    make_analyzer,
+    make_cache,
+    output_folder,
+    write_json,
+)
 from emotion_perception.core.atomic import save_figure, write_text_atomic
 from emotion_perception.core.errors import CommandError
 from emotion_perception.data.datasets import FaceDataset, load_datasets
@@ -25,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--model", required=True, metavar="forest|cnn|PATH.npz|PATH.pt",
                         help="forest / cnn: the shipped models; or a saved forest (.npz) or CNN (.pt)")
     add_data_args(parser)
-    parser.add_argument("--out", required=True, type=Path, help="output folder")
+    parser.add_argument("--out", required=True, type=output_folder, help="output folder")
     parser.add_argument("--depth", type=int, default=DEFAULT_DEPTH, help="depth of each surrogate tree (1-8)")
     parser.add_argument("--folds", type=int, default=DEFAULT_FOLDS, help="folds for the held-out fidelity")
     parser.add_argument("--seed", type=int, default=0)
@@ -55,11 +62,12 @@ def run(args: argparse.Namespace) -> int:
         explanation_features=model_info["explanation_features"], n_images=len(dataset),
         model_accuracy_on_data=round(float(np.mean(predicted == truth)), 4),
     )
-    args.out.mkdir(parents=True, exist_ok=True)
-    write_json(args.out / "rules.json", ruleset.to_json())
-    write_text_atomic(args.out / "rules.md", markdown(ruleset, explanations))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "rules.json", ruleset.to_json())
+    write_text_atomic(out / "rules.md", markdown(ruleset, explanations))
     for explanation in explanations:
-        plot_tree_png(explanation, names, args.out / f"tree_{explanation.label}.png")
+        plot_tree_png(explanation, names, out / f"tree_{explanation.label}.png")
     mean = np.mean(list(ruleset.fidelity.values()))
     print(f"explained {model_info['name']} on {int(found.sum())} faces: mean fidelity {mean:.4f} "
           f"({', '.join(f'{k} {v:.3f}' for k, v in ruleset.fidelity.items())}); wrote {args.out}")

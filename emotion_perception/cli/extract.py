@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from emotion_perception import features
-from emotion_perception.cli.common import add_analyzer_args, add_data_args, make_analyzer, make_cache
+from emotion_perception.cli.common import add_analyzer_args, add_data_args, make_analyzer, make_cache, output_file
 from emotion_perception.core.atomic import atomic_path
 from emotion_perception.core.errors import CommandError, ImageError
 from emotion_perception.core.images import read_gray
@@ -23,7 +23,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("extract", help="68 landmarks (or features) per image: CSV for folders")
     parser.add_argument("images", nargs="*", metavar="IMAGE", help="images: one JSON line per face")
     add_data_args(parser, required=False)
-    parser.add_argument("--out", default=None, help="CSV file for --data (path, label, subject, found, values)")
+    parser.add_argument("--out", default=None, type=output_file,
+                        help="CSV file for --data (path, label, subject, found, values)")
     parser.add_argument("--feature-set", default=None, choices=sorted(features.FEATURE_SETS),
                         help="write this feature vector instead of raw landmarks")
     add_analyzer_args(parser)

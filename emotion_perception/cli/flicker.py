@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from emotion_perception.cli.common import write_json
+from emotion_perception.cli.common import output_file, write_json
 from emotion_perception.cli.trials import numbers
 from emotion_perception.core.errors import CommandError
 from emotion_perception.data.datasets import load_datasets
@@ -26,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--hysteresis", type=numbers, default=(0.0, 0.1),
                         help="label hysteresis values to compare (default 0,0.1)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--json", default=None, metavar="OUT", help="write the figures as JSON")
+    parser.add_argument("--json", default=None, metavar="OUT", type=output_file, help="write the figures as JSON")
     parser.set_defaults(func=run)
 
 

@@ -17,6 +17,7 @@ from emotion_perception.cli.common import (
     add_screen_args,
     make_analyzer,
     make_cache,
+    output_file,
     screened_out,
 )
 from emotion_perception.core.errors import CommandError
@@ -79,7 +80,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     forest.add_argument("--threads", type=int, default=DEFAULT_FOREST.n_jobs,
                         help=f"CPU threads for training (default {DEFAULT_FOREST.n_jobs})")
     forest.add_argument("--name", default=None, help="model name stored in the file")
-    forest.add_argument("--out", required=True, help="output model file (.npz)")
+    forest.add_argument("--out", required=True, type=output_file, help="output model file (.npz)")
     forest.set_defaults(func=run_forest)
     add_cnn_train_parser(kinds)
     visibility = kinds.add_parser("visibility", help="the visibility and tamper checks (covered face regions, "
@@ -89,7 +90,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     visibility.add_argument("--false-positive-rate", type=float, default=0.005,
                             help="share of held-out clean faces each check may flag (default 0.005)")
     visibility.add_argument("--seed", type=int, default=0)
-    visibility.add_argument("--out", required=True, help="output model file (.npz)")
+    visibility.add_argument("--out", required=True, type=output_file, help="output model file (.npz)")
     visibility.set_defaults(func=run_visibility)
 
 

@@ -13,6 +13,7 @@ from emotion_perception.cli.common import (
     executor_settings,
     make_analyzer,
     make_cache,
+    output_folder,
     write_json,
 )
 from emotion_perception.cli.train import max_features_arg
@@ -44,7 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--data", action="append", required=True, metavar="DIR[:LABELS][@SPLIT]",
                         help="dataset folder(s), as for evaluate")
-    parser.add_argument("--out", required=True, metavar="DIR", help="report folder")
+    parser.add_argument("--out", required=True, metavar="DIR", type=output_folder, help="report folder")
     parser.add_argument("--models", type=names, default=("forest",), help="forest[,cnn] (default forest)")
     parser.add_argument("--attacks", type=names, default=PAPER_ATTACKS,
                         help=f"comma list of {','.join(ATTACKS)} (default {','.join(PAPER_ATTACKS)})")

@@ -28,12 +28,13 @@ def face_entries(ids: list[int], predictions: list[FacePrediction], min_confiden
 
 def detail_json(
     header: Any, model: str, image_size: tuple[int, int], faces: Iterable[dict[str, Any]],
-    latency_ms: float | None, processing_ms: float,
+    latency_ms: float | None, processing_ms: float, frames: dict[str, int] | None = None,
 ) -> str:
     """The versioned emotion/detail document of one processed frame (see the README for the schema).
 
     `header` is any object with `stamp.sec`, `stamp.nanosec` and `frame_id` (a std_msgs/Header of rclpy
-    or of rosbags)."""
+    or of rosbags). `frames` (optional) adds the node's frame counts so far: `lost_frames` (estimated from the input
+    stamps: never received) and `dropped_frames` (received while busy, not processed)."""
     return json.dumps({
         "version": DETAIL_VERSION,
         "stamp": {"sec": int(header.stamp.sec), "nanosec": int(header.stamp.nanosec)},
@@ -43,4 +44,5 @@ def detail_json(
         "faces": list(faces),
         "latency_ms": None if latency_ms is None else round(latency_ms, 2),
         "processing_ms": round(processing_ms, 2),
+        **(frames or {}),
     }, separators=(",", ":"))

@@ -71,3 +71,15 @@ class CommandError(EmotionPerceptionError):
 class ExecutorError(EmotionPerceptionError, RuntimeError):
     """Work that cannot be run where it was asked to (a cluster that cannot be reached, workers of another version,
     GPU tasks without GPU workers)."""
+
+
+class OutputError(EmotionPerceptionError, OSError):
+    """An output file or folder that cannot be written (read-only, under a regular file, a full disk, ...)."""
+
+
+class CacheError(EmotionPerceptionError, RuntimeError):
+    """A landmark cache file that cannot be opened, read or written (not a database, locked, read-only)."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread of a command so that it is cleaned up as after Ctrl-C."""

@@ -25,15 +25,12 @@ ENCODINGS: dict[str, tuple[int, np.dtype, str]] = {
 MAX_PIXELS = 8192 * 8192
 
 
-
-def decode_frame(
-    encoding: str, height: int, width: int, step: int, data: bytes | memoryview | np.ndarray,
-    is_bigendian: bool = False, max_pixels: int = MAX_PIXELS,
-) -> tuple[np.ndarray, str]:
-    """The frame as an (h, w) or (h, w, c) array view, and the channel order of colour frames."""
+def check_frame(encoding: str, height: int, width: int, step: int, size: int, max_pixels: int = MAX_PIXELS) -> None:
+    """FrameError, naming the cause, unless the fields of a frame (`size`: the bytes of its data) are consistent and
+    its encoding supported; reads no pixel, so a node can check every frame as it arrives."""
     if encoding not in ENCODINGS:
         raise FrameError(f"unsupported encoding {encoding!r}; supported: {', '.join(sorted(ENCODINGS))}")
-    channels, dtype, order = ENCODINGS[encoding]
+    channels, dtype, _ = ENCODINGS[encoding]
     if height <= 0 or width <= 0:
         raise FrameError(f"empty frame ({width}x{height})")
     if height * width > max_pixels:
@@ -41,9 +38,19 @@ def decode_frame(
     row_bytes = width * channels * dtype.itemsize
     if step < row_bytes:
         raise FrameError(f"step {step} is smaller than width*channels*bytes = {row_bytes}")
+    if size != step * height:
+        raise FrameError(f"data holds {size} bytes, step*height = {step * height}")
+
+
+def decode_frame(
+    encoding: str, height: int, width: int, step: int, data: bytes | memoryview | np.ndarray,
+    is_bigendian: bool = False, max_pixels: int = MAX_PIXELS,
+) -> tuple[np.ndarray, str]:
+    """The frame as an (h, w) or (h, w, c) array view, and the channel order of colour frames."""
     buffer = np.frombuffer(data, dtype=np.uint8) if not isinstance(data, np.ndarray) else data.view(np.uint8)
-    if buffer.size != step * height:
-        raise FrameError(f"data holds {buffer.size} bytes, step*height = {step * height}")
+    check_frame(encoding, height, width, step, buffer.size, max_pixels)
+    channels, dtype, order = ENCODINGS[encoding]
+    row_bytes = width * channels * dtype.itemsize
     rows = buffer.reshape(height, step)[:, :row_bytes]
     pixels = rows.copy().view(dtype.newbyteorder(">" if is_bigendian else "<")) if dtype.itemsize > 1 \
         else rows

@@ -11,6 +11,10 @@ from PIL import Image, UnidentifiedImageError
 
 from emotion_perception.core.errors import ImageError
 
+# A file OpenCV cannot decode is reported by ImageError, once; OpenCV's own warnings ("PNG input buffer is
+# incomplete") would add lines of their own to the one-line errors of the command line.
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+
 
 def to_gray_u8(image: np.ndarray, order: str = "bgr") -> np.ndarray:
     """Convert a grey, colour (3/4 channel) or 16-bit/float image to a contiguous uint8 grey image.

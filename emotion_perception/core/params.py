@@ -74,6 +74,19 @@ FRAME_STEP_PARAMS: tuple[ParamSpec, ...] = (
 )
 
 
+NEW_FACE_PARAMS: tuple[ParamSpec, ...] = (
+    # The classifier nodes' rule for publishing a new face (`FaceTracker`), so that a weak, intermittent false
+    # detection does not come and go under ever new ids. `bag evaluate` and `bench` publish every detection.
+    ParamSpec("min_detection_score", 0.3, "detector score a new face needs to be published on its first detection "
+              "(dlib HOG scores: clear frontal faces score about 1 and more; docs/reliability.md)", 0.0, 5.0,
+              tunable=True),
+    ParamSpec("confirm_detections", 8, "a new face scoring below min_detection_score is published only once the "
+              "detector has found it on this many frames in a row (searching a window around it; 1: at once, "
+              "whatever its score; 0: never); with detect_every and detect_tiles 1 (each frame on its own, as bag "
+              "evaluate) at once", 0, 30, tunable=True),
+)
+
+
 def specs_by_name(specs: Iterable[ParamSpec]) -> dict[str, ParamSpec]:
     return {spec.name: spec for spec in specs}
 

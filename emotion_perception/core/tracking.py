@@ -16,6 +16,13 @@ pass can miss, so every face lies whole inside one strip). On multi-region sweep
 their landmarks on the sweep's frames. Detections are matched to tracked faces by box overlap (IoU), so a
 face keeps its integer id for as long as it is followed; a tracked face that no region of a sweep finds
 is dropped at the sweep's end. Landmarks are placed on every frame.
+
+A new face whose detection scores below `min_detection_score` is tentative: it is followed like any other, but
+returned only once the detector has found it on `confirm_detections` frames in a row (on the frames after its
+first detection, in a window around it); a frame that misses it drops it. So a weak false detection that comes
+and goes with the camera's noise never gets an id, while a weak real face is returned a few frames late. Losing
+a tentative face starts no sweep. With `detect_every` = `detect_tiles` = 1 every frame is judged on its own (as
+`bag evaluate` does), so a weak new face is returned at once (or, with `confirm_detections` 0, never).
 """
 
 from __future__ import annotations
@@ -54,6 +61,9 @@ class _Track:
     template_scale: float = 1.0
     # The box relative to its landmarks' bounding box: (dx, dy, dw, dh) in units of that box's size.
     offset: tuple[float, float, float, float] | None = None
+    confirmed: bool = True  # returned by `update`; a tentative face (weak first detection) is not
+    hits: int = 1  # frames in a row on which the detector found the face
+    seen: int = 0  # the frame on which the detector found it last
 
 
 def landmark_bounds(points: np.ndarray) -> tuple[float, float, float, float]:
@@ -144,6 +154,9 @@ class FaceTracker:
     match_iou: overlap needed for a detection to continue a tracked face's id.
     max_faces: at most this many faces (the largest) are followed and landmarked.
     track_every: correlation-tracker update every N frames, landmarks carry the box between.
+    min_detection_score: a new face scoring below this is tentative (see the module docstring).
+    confirm_detections: frames in a row on which a tentative face must be detected before it is returned
+        (1: at once, whatever its score; 0: never).
     """
 
     def __init__(
@@ -158,23 +171,27 @@ class FaceTracker:
         max_faces: int = 8,
         track_every: int = 1,
         detect_tiles: int = 1,
+        min_detection_score: float = 0.0,
+        confirm_detections: int = 1,
     ) -> None:
         self.detector = detector or FaceDetector(whole_image_fallback=False)
         self.predictor = predictor or LandmarkPredictor()
         self.configure(detect_every, detect_scale, min_psr, min_face_size, match_iou, max_faces, track_every,
-                       detect_tiles)
+                       detect_tiles, min_detection_score, confirm_detections)
         self._tracks: list[_Track] = []
         self._ids = itertools.count(1)
         self._since_detection = 0
         self._sweep: list[Region] = []  # the regions still to search in the running sweep
         self._whole_next = False  # the next sweep searches the whole frame at once (the detector settings changed)
         self._confirmed: set[int] = set()  # ids found so far in the running sweep
+        self._frame = 0  # frames seen
         self.detections = 0  # sweeps started so far
         self.lost = 0  # tracks dropped because the tracker lost them
 
     def configure(
         self, detect_every: int, detect_scale: float, min_psr: float, min_face_size: int,
         match_iou: float, max_faces: int, track_every: int = 1, detect_tiles: int = 1,
+        min_detection_score: float = 0.0, confirm_detections: int = 1,
     ) -> None:
         """Change the settings; takes effect on the next frame (the next sweep for the detector), tracks are
         kept."""
@@ -186,6 +203,7 @@ class FaceTracker:
             "max_faces must be >= 1": max_faces >= 1,
             "track_every must be >= 1": track_every >= 1,
             "detect_tiles must be >= 1": detect_tiles >= 1,
+            "confirm_detections must be >= 0": confirm_detections >= 0,
         }
         problems = [message for message, ok in checks.items() if not ok]
         if problems:
@@ -198,14 +216,23 @@ class FaceTracker:
         self.max_faces = int(max_faces)
         self.track_every = int(track_every)
         self.detect_tiles = int(detect_tiles)
+        self.min_detection_score = float(min_detection_score)
+        self.confirm_detections = int(confirm_detections)
+
+    @property
+    def per_frame(self) -> bool:
+        """Detection on every frame, the whole frame at once: each frame's result depends on it alone."""
+        return self.detect_every == 1 and self.detect_tiles == 1
 
     def apply_params(self, params: Mapping[str, Any]) -> None:
-        """Take the settings from a classifier node's parameters (names as in `node_params`). A change of what
-        the detector finds starts a new detection on the next frame, so that it takes effect at once."""
+        """Take the settings from a classifier node's parameters (names as in `ros.params`; those of new faces
+        are optional). A change of what the detector finds starts a new detection on the next frame, so that it
+        takes effect at once."""
         finds = (self.detect_scale, self.min_face_size, self.max_faces, self.detector.upsample)
         self.configure(params["detect_every"], params["detect_scale"], params["min_tracking_psr"],
                        params["min_face_size"], self.match_iou, params["max_faces"], params["track_every"],
-                       params["detect_tiles"])
+                       params["detect_tiles"], params.get("min_detection_score", self.min_detection_score),
+                       params.get("confirm_detections", self.confirm_detections))
         self.detector.upsample = params["upsample"]
         if finds != (self.detect_scale, self.min_face_size, self.max_faces, self.detector.upsample):
             self._sweep, self._whole_next = [], True
@@ -220,6 +247,7 @@ class FaceTracker:
     def update(self, gray: np.ndarray) -> list[TrackedFace]:
         """The faces of the next frame (uint8 grey, contiguous), largest first."""
         height, width = gray.shape[:2]
+        self._frame += 1
         if not self._sweep:
             self._since_detection += 1
             due = not self._tracks or self._since_detection >= self.detect_every
@@ -234,6 +262,7 @@ class FaceTracker:
             self._start_sweep(width, height)  # a face was lost in the middle of a sweep: start again
         if self._sweep:
             self._sweep_step(gray)
+        self._check_tentative(gray)
         self._tracks.sort(key=lambda t: t.box.area, reverse=True)
         faces = []
         for track in self._tracks:
@@ -243,7 +272,8 @@ class FaceTracker:
                 box = track.box
                 track.offset = ((box.left - left) / w, (box.top - top) / h, box.width / w, box.height / h)
             track.template, track.template_scale = face_template(gray, track.box)
-            faces.append(TrackedFace(track.id, track.box, track.landmarks))
+            if track.confirmed:
+                faces.append(TrackedFace(track.id, track.box, track.landmarks))
         return faces
 
     def _start_sweep(self, width: int, height: int) -> None:
@@ -267,8 +297,12 @@ class FaceTracker:
             if j in matches:  # a followed face: its tracker goes on from the detected box
                 track = self._tracks[matches[j]]
                 track.box, track.guess = box, True
+                self._detected(track)
             else:
-                track = _Track(next(self._ids), dlib.correlation_tracker(), box)
+                strong = box.score >= self.min_detection_score or self.confirm_detections == 1 or self.per_frame
+                if box.score < self.min_detection_score and self.confirm_detections == 0:
+                    continue
+                track = _Track(next(self._ids), dlib.correlation_tracker(), box, confirmed=strong, seen=self._frame)
                 track.tracker.start_track(gray, box.to_dlib())
                 started.append(track)
             self._confirmed.add(track.id)
@@ -278,6 +312,32 @@ class FaceTracker:
             self._since_detection = 0
         if len(self._tracks) > self.max_faces:
             self._tracks = sorted(self._tracks, key=lambda t: t.box.area, reverse=True)[: self.max_faces]
+
+    def _detected(self, track: _Track) -> None:
+        """The detector found `track` on this frame: one more in a row, confirmed when there are enough."""
+        if track.seen != self._frame:
+            track.hits = track.hits + 1 if track.seen == self._frame - 1 else 1
+            track.seen = self._frame
+        track.confirmed = track.confirmed or track.hits >= self.confirm_detections > 0
+
+    def _check_tentative(self, gray: np.ndarray) -> None:
+        """Search a window around each tentative face not yet detected on this frame; drop those it misses."""
+        height, width = gray.shape[:2]
+        missed = []
+        for track in self._tracks:
+            if track.confirmed or track.seen == self._frame:
+                continue
+            box, margin = track.box, 0.5
+            region = Region(max(0, round(box.left - margin * box.width)), max(0, round(box.top - margin * box.height)),
+                            min(width, round(box.right + margin * box.width)),
+                            min(height, round(box.bottom + margin * box.height)), self.detect_scale)
+            found = [b for b in self._detect_boxes(gray, region) if iou(b, box) >= self.match_iou]
+            if found:
+                track.box, track.guess = max(found, key=lambda b: iou(b, box)), True
+                self._detected(track)
+            else:
+                missed.append(track)
+        self._tracks = [t for t in self._tracks if all(t is not gone for gone in missed)]
 
     def _carry_by_landmarks(self, gray: np.ndarray) -> bool:
         """Place each box where the previous landmarks say the face is, moved by where the face's template
@@ -306,7 +366,8 @@ class FaceTracker:
         return self._follow(gray, unsure) if unsure else True
 
     def _follow(self, gray: np.ndarray, tracks: list[_Track]) -> bool:
-        """Move the given tracks by their correlation trackers; False (tracks dropped) when one was lost."""
+        """Move the given tracks by their correlation trackers (dropping those lost); False when a confirmed one
+        was lost."""
         height, width = gray.shape[:2]
         lost = []
         for track in tracks:
@@ -322,7 +383,7 @@ class FaceTracker:
                 continue
             track.box = box
         self._tracks = [t for t in self._tracks if all(t is not gone for gone in lost)]
-        return not lost
+        return not any(t.confirmed for t in lost)
 
     def _detect_boxes(self, gray: np.ndarray, region: Region) -> list[FaceBox]:
         """Detector boxes of one region in full-frame pixels, largest first, at least `min_face_size`."""

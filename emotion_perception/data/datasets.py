@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,7 +13,6 @@ from emotion_perception.core.errors import DatasetError
 from emotion_perception.core.labels import check_labels
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif", ".pgm", ".ppm"}
-
 
 
 @dataclass
@@ -64,7 +64,7 @@ def load_folder(root: str | Path, labels: list[str] | None = None) -> FaceDatase
     if not root.is_dir():
         raise DatasetError(f"{root}: not a directory")
     manifest = root / "manifest.csv"
-    rows = _read_manifest(manifest) if manifest.is_file() else _scan_classes(root)
+    rows = read_manifest(manifest) if manifest.is_file() else _scan_classes(root)
     if labels is not None:
         rows = [row for row in rows if row["label"] in labels]
     if not rows:
@@ -134,12 +134,38 @@ def load_datasets(specs: list[str]) -> FaceDataset:
     return concat(parts)
 
 
-def _read_manifest(manifest: Path) -> list[dict[str, str]]:
-    with manifest.open(newline="") as handle:
-        reader = csv.DictReader(handle)
-        if not reader.fieldnames or not {"path", "label"} <= set(reader.fieldnames):
-            raise DatasetError(f"{manifest}: needs at least the columns path,label")
-        return [dict(row) for row in reader]
+def read_manifest(manifest: Path, required: tuple[str, ...] = ("path", "label")) -> list[dict[str, str]]:
+    """The rows of a manifest.csv (UTF-8 text), each with every column as a string.
+
+    Raises DatasetError, naming the file and the row, for a file that is not UTF-8 CSV text, a missing column,
+    a row with too few or too many fields or an empty required field, and a path outside the manifest's folder
+    (absolute, or leading out with `..`): a dataset reads only its own files."""
+    try:
+        with manifest.open(newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            if not reader.fieldnames or not set(required) <= set(reader.fieldnames):
+                wanted = f"a {required[0]!r} column" if len(required) == 1 else f"the columns {','.join(required)}"
+                raise DatasetError(f"{manifest}: needs at least {wanted}")
+            rows = list(reader)
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise DatasetError(f"{manifest}: not a UTF-8 CSV text file ({error})") from None
+    except OSError as error:
+        raise DatasetError(f"{manifest}: cannot read it ({error.strerror or error})") from None
+    for number, row in enumerate(rows, start=2):  # line 1 is the header
+        if None in row or None in row.values():
+            raise DatasetError(f"{manifest}, line {number}: expected {len(reader.fieldnames)} fields")
+        empty = [name for name in required if not row[name].strip()]
+        if empty:
+            raise DatasetError(f"{manifest}, line {number}: empty {', '.join(empty)}")
+        if not inside_folder(row["path"]):
+            raise DatasetError(f"{manifest}, line {number}: path {row['path']!r} lies outside the dataset folder")
+    return rows
+
+
+def inside_folder(relative: str) -> bool:
+    """Whether a manifest path names a file inside the manifest's folder (relative, not leading out with `..`)."""
+    normal = os.path.normpath(relative)
+    return not os.path.isabs(relative) and normal != ".." and not normal.startswith(".." + os.sep)
 
 
 def _scan_classes(root: Path) -> list[dict[str, str]]:

@@ -43,16 +43,18 @@ class LandmarkData:
     extracted: ExtractedLandmarks
 
     def feature_rows(self, feature_set: str, mirror: bool) -> FeatureRows:
-        """Features of all faces, computed once (re-reading the images for appearance sets)."""
+        """Features of all faces, computed once (re-reading the images for appearance sets); all NaN when no face
+        was found."""
         found = np.flatnonzero(self.extracted.found)
-        points = self.extracted.landmarks[found]
-        grays = [read_gray(self.dataset.paths[i]) for i in found] if features.needs_image(feature_set) else None
         n_columns = len(features.feature_names(feature_set))
         x = np.full((len(self.dataset), n_columns), np.nan)
+        mirrored = np.full_like(x, np.nan) if mirror else None
+        if not len(found):
+            return FeatureRows(x, mirrored)
+        points = self.extracted.landmarks[found]
+        grays = [read_gray(self.dataset.paths[i]) for i in found] if features.needs_image(feature_set) else None
         x[found] = features.compute(feature_set, points, grays)
-        mirrored = None
-        if mirror:
-            mirrored = np.full_like(x, np.nan)
+        if mirrored is not None:
             mirrored[found] = features.compute_mirrored(feature_set, points, grays)
         return FeatureRows(x, mirrored)
 

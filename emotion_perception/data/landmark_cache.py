@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import sqlite3
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from emotion_perception.core.errors import ImageError
+from emotion_perception.core.errors import CacheError, ImageError
 from emotion_perception.core.images import read_gray
 from emotion_perception.core.pipeline import FaceAnalyzer
 from emotion_perception.data.datasets import FaceDataset
@@ -38,18 +40,29 @@ class ExtractedLandmarks:
 
 
 class LandmarkCache:
-    """sqlite table: key = sha256(image bytes) + sha256(extractor settings) -> primary-face landmarks."""
+    """sqlite table: key = sha256(image bytes) + sha256(extractor settings) -> primary-face landmarks.
+
+    CacheError when the file cannot be used (not a database, read-only, locked by another process too long)."""
 
     def __init__(self, path: str | Path | None = None) -> None:
         self.path = Path(path) if path else default_cache_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path)
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS landmarks (key TEXT PRIMARY KEY, points BLOB, whole_image INTEGER)"
-        )
+        with self._errors():
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path)
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS landmarks (key TEXT PRIMARY KEY, points BLOB, whole_image INTEGER)"
+            )
+
+    @contextlib.contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except (sqlite3.Error, OSError) as error:
+            raise CacheError(f"landmark cache {self.path}: {error} (--cache FILE elsewhere, or --no-cache)") from None
 
     def get(self, key: str) -> tuple[np.ndarray | None, bool] | None:
-        row = self._db.execute("SELECT points, whole_image FROM landmarks WHERE key = ?", (key,)).fetchone()
+        with self._errors():
+            row = self._db.execute("SELECT points, whole_image FROM landmarks WHERE key = ?", (key,)).fetchone()
         if row is None:
             return None
         points = None if row[0] is None else np.frombuffer(row[0], np.float32).reshape(68, 2)
@@ -57,13 +70,15 @@ class LandmarkCache:
 
     def put(self, key: str, points: np.ndarray | None, whole_image: bool) -> None:
         blob = None if points is None else np.asarray(points, np.float32).tobytes()
-        self._db.execute("INSERT OR REPLACE INTO landmarks VALUES (?, ?, ?)", (key, blob, int(whole_image)))
+        with self._errors():
+            self._db.execute("INSERT OR REPLACE INTO landmarks VALUES (?, ?, ?)", (key, blob, int(whole_image)))
 
     def commit(self) -> None:
-        self._db.commit()
+        with self._errors():
+            self._db.commit()
 
     def close(self) -> None:
-        self._db.commit()
+        self.commit()
         self._db.close()
 
 

@@ -8,7 +8,6 @@ unreadable while iterating are reported through `on_skip` and skipped.
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,10 +15,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from emotion_perception.core.errors import ImageError, SourceError
+from emotion_perception.core.errors import DatasetError, ImageError, SourceError
 from emotion_perception.core.images import read_bgr
 from emotion_perception.core.labels import EMOTIONS
-from emotion_perception.data.datasets import IMAGE_SUFFIXES
+from emotion_perception.data.datasets import IMAGE_SUFFIXES, read_manifest
 
 SOURCE_TYPES: tuple[str, ...] = ("folder", "video", "camera", "bag")
 OUTPUT_ENCODINGS: tuple[str, ...] = ("bgr8", "mono8", "rgb8")
@@ -78,14 +77,12 @@ def scan_folder(root: str | Path) -> list[_Entry]:
         raise SourceError(f"{root}: not a directory")
     manifest = root / "manifest.csv"
     if manifest.is_file():
-        with manifest.open(newline="") as handle:
-            reader = csv.DictReader(handle)
-            if not reader.fieldnames or "path" not in reader.fieldnames:
-                raise SourceError(f"{manifest}: needs at least a 'path' column")
-            entries = [
-                _Entry(root / row["path"], label_of(row.get("label")), (row.get("subject") or None))
-                for row in reader
-            ]
+        try:
+            rows = read_manifest(manifest, required=("path",))
+        except DatasetError as error:
+            raise SourceError(str(error)) from None
+        entries = [_Entry(root / row["path"], label_of(row.get("label")), (row.get("subject") or None))
+                   for row in rows]
     else:
         candidates = [p for p in root.iterdir() if not p.name.startswith(".")]
         files = [p for p in candidates if p.is_file()]

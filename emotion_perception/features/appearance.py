@@ -53,5 +53,6 @@ def hog(image: np.ndarray) -> np.ndarray:
 
 
 def aligned_hog(grays: list[np.ndarray], landmarks: np.ndarray) -> np.ndarray:
-    """(n, 1764) HOG of each face's aligned 64x64 crop."""
-    return np.stack([hog(eyes_mouth_crop(gray, points)) for gray, points in zip(grays, landmarks)])
+    """(n, 1764) HOG of each face's aligned 64x64 crop ((0, 1764) for no face)."""
+    rows = [hog(eyes_mouth_crop(gray, points)) for gray, points in zip(grays, landmarks)]
+    return np.stack(rows) if rows else np.empty((0, ((CROP_SIZE // CELL) - 1) ** 2 * 4 * BINS))

@@ -29,15 +29,18 @@ from emotion_perception.core.detail import face_entries
 from emotion_perception.core.errors import EmotionPerceptionError, ImageError
 from emotion_perception.core.expressions import face_id
 from emotion_perception.core.faces import FaceDetector
+from emotion_perception.core.frames import check_frame
 from emotion_perception.core.landmarks import LandmarkPredictor
 from emotion_perception.core.params import ParamSpec
 from emotion_perception.core.pipeline import EmotionPipeline, FaceAnalyzer, classify_camera_frame
 from emotion_perception.core.smoothing import ScoreSmoother
+from emotion_perception.core.stream import FrameSizeWatch, LostFrames
 from emotion_perception.core.tracking import FaceTracker
 from emotion_perception.core.types import Classifier, Face, FacePrediction
 from emotion_perception.models.shipped import detail_name
 from emotion_perception.models.tamper import Assessment, TamperCheck
 from emotion_perception.ros import hri
+from emotion_perception.ros.env import shm_segment_bytes
 from emotion_perception.ros.plumbing import (
     NewestFrameWorker,
     ProcessingStats,
@@ -76,6 +79,9 @@ class ClassifierNode(LifecycleNode):
         self._model_file = ""
         self._worker: NewestFrameWorker | None = None
         self._stats = ProcessingStats()
+        self._received = 0
+        self._lost = LostFrames()
+        self._size_watch = FrameSizeWatch(shm_segment_bytes())
         self._last_input: float | None = None
         self._last_shape: tuple[int, int] | None = None
         self._subscription = None
@@ -120,7 +126,7 @@ class ClassifierNode(LifecycleNode):
             "debug": self.create_lifecycle_publisher(Image, f"{self.TOPIC}/debug_image", 1),
             "diagnostics": self.create_lifecycle_publisher(DiagnosticArray, "/diagnostics", 10),
         }
-        self._stats = ProcessingStats()
+        self._stats, self._received, self._lost = ProcessingStats(), 0, LostFrames()
         if not self._configure_hri():
             self._release_all()
             return TransitionCallbackReturn.FAILURE
@@ -212,9 +218,24 @@ class ClassifierNode(LifecycleNode):
     # --- frames ------------------------------------------------------------------------------------
 
     def _on_image(self, msg: Image) -> None:
+        """Every frame that arrives is counted and checked here: a bad one never takes a good one's place."""
         self._last_input = time.monotonic()
+        self._received += 1
+        self._lost.add(stamp_ns(msg.header.stamp))
+        warning = self._size_watch.check(len(msg.data), f"a received {msg.width}x{msg.height} {msg.encoding} frame")
+        if warning:
+            self.get_logger().warning(warning)
+        try:
+            check_frame(msg.encoding, msg.height, msg.width, msg.step, len(msg.data), self.params["max_image_pixels"])
+        except ImageError as error:
+            self._bad_frame(msg, error)
+            return
         if self._worker is not None:
             self._worker.offer(msg)
+
+    def _bad_frame(self, msg: Image, error: ImageError) -> None:
+        self._stats.frame_failed(f"{msg.width}x{msg.height} {msg.encoding!r}: {error}", bad_frame=True)
+        self.get_logger().warning(f"bad frame skipped: {error}", throttle_duration_sec=5.0)
 
     def _process(self, msg: Image) -> None:
         start = time.perf_counter()
@@ -224,8 +245,7 @@ class ClassifierNode(LifecycleNode):
         try:
             gray = image_to_gray(msg, p["max_image_pixels"])
         except ImageError as error:
-            self._stats.frame_failed(f"{msg.width}x{msg.height} {msg.encoding!r}: {error}", bad_frame=True)
-            self.get_logger().warning(f"bad frame skipped: {error}", throttle_duration_sec=5.0)
+            self._bad_frame(msg, error)
             return
         if gray.shape != self._last_shape:
             tracker.reset()
@@ -259,7 +279,10 @@ class ClassifierNode(LifecycleNode):
         for entry, check in zip(entries, checks or []):
             entry.update(check.to_json())
         processing = (time.perf_counter() - start) * 1000
-        detail = detail_json(msg.header, detail_name(self.model), (width, height), entries, latency, processing)
+        worker = self._worker
+        frames = {"lost_frames": self._lost.lost, "dropped_frames": worker.dropped if worker else 0}
+        detail = detail_json(msg.header, detail_name(self.model), (width, height), entries, latency, processing,
+                             frames)
         pubs = self._pubs
         if predictions and not entries[0]["uncertain"]:
             pubs["emotion"].publish(String(data=predictions[0].label))
@@ -328,16 +351,18 @@ class ClassifierNode(LifecycleNode):
 
     def _publish_diagnostics(self) -> None:
         worker = self._worker
-        received = worker.received if worker else 0
+        # frames are counted as they arrive; with face_source ros4hri, the face images FacesIn received
+        received = self._received if self._crops is None else (worker.received if worker else 0)
         figures = self._stats.snapshot(received)
         figures["dropped_frames"] = worker.dropped if worker else 0
+        figures["lost_frames"] = self._lost.lost
         since = None if self._last_input is None else time.monotonic() - self._last_input
         extra = {"model_file": self._model_file, **self.describe(), "detect_every": self.params["detect_every"],
                  "received_frames": received, "tampered_faces": self._tampered_faces}
         stale = max(5.0, 3 * self.params["diagnostics_period"])
         state = "active" if self._active else "inactive"
         status = diagnostic_status(f"{self.get_fully_qualified_name()}: {self.TITLE}", state, figures, extra, stale,
-                                   since)
+                                   since, self._stats.seconds_since_failure())
         array = DiagnosticArray(status=[status])
         array.header.stamp = self.get_clock().now().to_msg()
         if "diagnostics" in self._pubs:

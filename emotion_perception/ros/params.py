@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from emotion_perception.attacks.injector import ATTACKER_PARAMS
-from emotion_perception.core.params import FRAME_STEP_PARAMS, ParamSpec
+from emotion_perception.core.params import FRAME_STEP_PARAMS, NEW_FACE_PARAMS, ParamSpec
 from emotion_perception.data.sources import OUTPUT_ENCODINGS, SOURCE_TYPES
 
 RELIABILITY = ParamSpec("reliability", "best_effort", "QoS reliability of the image subscription (match the camera "
@@ -60,6 +60,7 @@ LANDMARK_NODE_PARAMS: tuple[ParamSpec, ...] = (
     LANDMARK_MODEL,
     DIAGNOSTICS_PERIOD,
     *FRAME_STEP_PARAMS,
+    *NEW_FACE_PARAMS,
     *OUTPUTS,
     *TAMPER,
     *HRI,
@@ -80,6 +81,7 @@ RESNET_NODE_PARAMS: tuple[ParamSpec, ...] = (
     LANDMARK_MODEL,
     DIAGNOSTICS_PERIOD,
     *FRAME_STEP_PARAMS,
+    *NEW_FACE_PARAMS,
     *OUTPUTS,
     *TAMPER,
     *HRI,

@@ -24,6 +24,7 @@ from emotion_perception.core.detail import DETAIL_VERSION, detail_json  # noqa: 
 from emotion_perception.core.errors import EmotionPerceptionError, ParameterError, SourceError
 from emotion_perception.core.frames import encode_frame, frame_to_bgr, frame_to_gray
 from emotion_perception.core.params import ParamSpec, validate
+from emotion_perception.core.stream import health
 
 # --- parameters --------------------------------------------------------------------------------------
 
@@ -180,6 +181,7 @@ class ProcessingStats:
         self.last_error = ""
         self.faces = 0
         self.uncertain_faces = 0
+        self._failed_at: float | None = None
         self._mark = (time.monotonic(), 0, 0)
 
     def frame_done(self, processing_ms: float, latency_ms: float | None, faces: int, uncertain: int = 0) -> None:
@@ -198,6 +200,12 @@ class ProcessingStats:
             else:
                 self.errors += 1
             self.last_error = reason
+            self._failed_at = time.monotonic()
+
+    def seconds_since_failure(self) -> float | None:
+        """Seconds since the last bad frame or error (None when there was none)."""
+        failed_at = self._failed_at
+        return None if failed_at is None else time.monotonic() - failed_at
 
     def snapshot(self, received: int) -> dict[str, float | int | str]:
         """Figures since start, plus input/processing rates since the previous snapshot."""
@@ -228,16 +236,14 @@ def _percentile(values: np.ndarray | None, q: float) -> float:
 
 def diagnostic_status(
     name: str, state: str, figures: dict[str, Any], extra: dict[str, Any], stale_after_s: float,
-    seconds_since_input: float | None,
+    seconds_since_input: float | None, seconds_since_failure: float | None = None,
 ) -> DiagnosticStatus:
-    """OK while frames are processed; WARN when inactive, without input, or after bad frames/errors."""
-    level, message = DiagnosticStatus.OK, "processing"
-    if state != "active":
-        level, message = DiagnosticStatus.WARN, f"node {state}"
-    elif seconds_since_input is None or seconds_since_input > stale_after_s:
-        level, message = DiagnosticStatus.WARN, "no input frames"
-    elif figures.get("last_error"):
-        level, message = DiagnosticStatus.WARN, f"processing; last bad frame/error: {figures['last_error']}"
+    """OK while frames are processed; WARN when inactive, without input, or for a while after a bad frame or an
+    error (`stream.health`); the counts stay in the values."""
+    failures = int(figures.get("bad_frames", 0)) + int(figures.get("errors", 0))
+    ok, message = health(state, seconds_since_input, stale_after_s, seconds_since_failure, failures,
+                         str(figures.get("last_error", "")))
+    level = DiagnosticStatus.OK if ok else DiagnosticStatus.WARN
     values = [KeyValue(key=k, value=str(v)) for k, v in {**figures, **extra, "state": state}.items()]
     return DiagnosticStatus(level=level, name=name, message=message[:200], hardware_id="", values=values)
 

@@ -23,6 +23,8 @@ from std_msgs.msg import String
 
 from emotion_perception.attacks.injector import FrameAttacker, FrameResult, Resources, info_record
 from emotion_perception.core.errors import FrameError, InjectorSetupError, ParameterError
+from emotion_perception.core.frames import check_frame
+from emotion_perception.core.stream import LostFrames
 from emotion_perception.ros.params import INJECTOR_PARAMS
 from emotion_perception.ros.plumbing import (
     NewestFrameWorker,
@@ -33,6 +35,7 @@ from emotion_perception.ros.plumbing import (
     image_qos,
     parameter_guard,
     run_node,
+    stamp_ns,
 )
 
 NODE_NAME = "adversarial_injector_node"
@@ -51,6 +54,7 @@ class AdversarialInjectorNode(Node):
             raise ParameterError(str(error)) from None
         self.frames = 0
         self.stats = ProcessingStats()
+        self.lost = LostFrames()
         self.last_input: float | None = None
         self.image_pub = self.create_publisher(Image, "image_attacked",
                                                QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE))
@@ -91,16 +95,28 @@ class AdversarialInjectorNode(Node):
         return SetParametersResult(successful=True)
 
     def _on_image(self, msg: Image) -> None:
-        """Frames that stay unattacked go out at once, untouched; the others to the newest-frame worker."""
+        """Frames that stay unattacked go out at once, untouched; the others to the newest-frame worker. A bad frame
+        is counted and passed through untouched."""
         index, attacker = self.frames, self.attacker
         self.frames += 1
         self.last_input = time.monotonic()
+        self.lost.add(stamp_ns(msg.header.stamp))
         started = time.perf_counter()
+        try:
+            check_frame(msg.encoding, msg.height, msg.width, msg.step, len(msg.data), self.params["max_image_pixels"])
+        except FrameError as error:
+            self._bad_frame(error)
+            self._publish(msg, index, attacker, FrameResult(None, False, f"bad frame: {error}"), started)
+            return
         if attacker.values["attack"] == "none" or not attacker.chosen(index):
             reason = "attack is none" if attacker.values["attack"] == "none" else "frame not drawn (fraction)"
             self._publish(msg, index, attacker, FrameResult(None, False, reason), started)
             return
         self.worker.offer((msg, index, attacker, started))
+
+    def _bad_frame(self, error: FrameError) -> None:
+        self.stats.frame_failed(str(error), bad_frame=True)
+        self.get_logger().warning(f"bad frame passed through unattacked: {error}", throttle_duration_sec=5.0)
 
     def _process(self, item: tuple[Image, int, FrameAttacker, float]) -> None:
         msg, index, attacker, started = item
@@ -108,9 +124,7 @@ class AdversarialInjectorNode(Node):
             result = attacker.attack_frame(msg.encoding, msg.height, msg.width, msg.step, msg.data,
                                            bool(msg.is_bigendian), index)
         except FrameError as error:
-            self.stats.frame_failed(str(error), bad_frame=True)
-            self.get_logger().warning(f"bad frame passed through unattacked: {error}",
-                                      throttle_duration_sec=5.0)
+            self._bad_frame(error)
             result = FrameResult(None, False, f"bad frame: {error}")
         self._publish(msg, index, attacker, result, started)
 
@@ -131,11 +145,11 @@ class AdversarialInjectorNode(Node):
         since = None if self.last_input is None else time.monotonic() - self.last_input
         figures = self.stats.snapshot(self.frames)
         extra = {"attack": self.params["attack"], "params": json.dumps(self.attacker.params),
-                 "dropped_frames": self.worker.dropped,
+                 "received_frames": self.frames, "dropped_frames": self.worker.dropped, "lost_frames": self.lost.lost,
                  "model_loaded": self.resources.model is not None}
         stale = max(5.0, 3 * self.params["diagnostics_period"])
         status = diagnostic_status(f"{self.get_fully_qualified_name()}: adversarial injector", "active",
-                                   figures, extra, stale, since)
+                                   figures, extra, stale, since, self.stats.seconds_since_failure())
         array = DiagnosticArray(status=[status])
         array.header.stamp = self.get_clock().now().to_msg()
         self.diagnostics_pub.publish(array)

@@ -26,6 +26,7 @@ from std_msgs.msg import Header, String
 
 from emotion_perception.core.errors import SourceError
 from emotion_perception.core.params import specs_by_name
+from emotion_perception.core.stream import FrameSizeWatch
 from emotion_perception.data.bags import GROUND_TRUTH
 from emotion_perception.data.sources import (
     DEMO_FRAMES,
@@ -34,6 +35,7 @@ from emotion_perception.data.sources import (
     open_source,
     to_encoding,
 )
+from emotion_perception.ros.env import shm_segment_bytes
 from emotion_perception.ros.params import SOURCE_NODE_PARAMS
 from emotion_perception.ros.plumbing import declare_parameters, image_message, run_node
 
@@ -64,6 +66,7 @@ class ImageSourceNode(Node):
         self.truth_pub = self.create_publisher(String, GROUND_TRUTH, QoSProfile(
             depth=100, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL))
         self.published = 0
+        self.size_watch = FrameSizeWatch(shm_segment_bytes())
         self.finished = False
         self.announced_wait = False
         self.base_wall_ns = time.monotonic_ns()  # due time of the frame at base_offset_ns (bags)
@@ -146,6 +149,10 @@ class ImageSourceNode(Node):
             header.stamp = self.get_clock().now().to_msg()
         encoding = str(self.params["encoding"])
         message = image_message(to_encoding(frame.image, encoding), header, encoding)
+        warning = self.size_watch.check(len(message.data), f"frame {frame.file or self.published} "
+                                        f"({message.width}x{message.height} {encoding})")
+        if warning:
+            self.get_logger().warning(warning)
         self.image_pub.publish(message)
         if frame.label is not None:
             stamp = message.header.stamp
