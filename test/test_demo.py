@@ -11,7 +11,7 @@ def demo(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_demo_prints_happy_emotion_lines_with_face_id_confidence_and_latency():
-    result = demo("--frames", "7", "--rate", "10")
+    result = demo("--frames", "7", "--rate", "4")  # slow enough that a loaded machine drops no frame
     assert result.returncode == 0, result.stdout + result.stderr
     lines = [line for line in result.stdout.splitlines() if re.match(r" *\d+  /emotion ", line)]
     assert len(lines) == 7, result.stdout
