@@ -4,6 +4,7 @@ covered; training on a shared dataset where it is present."""
 from __future__ import annotations
 
 import json
+import re
 
 import cv2
 import numpy as np
@@ -142,3 +143,12 @@ def test_train_screen_leaves_out_the_eye_boxed_images_and_says_how_many(tmp_path
     assert "screening: 2 of 10 training faces flagged and left out" in capsys.readouterr().out
     header = load_forest(out)[1]
     assert header["screened_out"] == 2 and header["train_counts"] == {"happy": 3, "neutral": 5}
+    for k in range(2, 5):  # now every happy image carries the boxes: screening would leave the class out
+        image = occlusion.occlude(cv2.imread(str(root / "happy" / f"{k}.png"), cv2.IMREAD_GRAYSCALE),
+                                  found.landmarks, "eye_boxes", np.random.default_rng(k), fill=0)
+        cv2.imwrite(str(root / "happy" / f"{k}.png"), image)
+    refused = tmp_path / "refused.npz"
+    assert main(["train", "--data", str(root), "--screen", "--n-estimators", "5", "--quiet", "--no-cache",
+                 "--out", str(refused)]) == 2
+    assert re.search(r"most training faces of a class \(happy [345] of 5\)", capsys.readouterr().err)
+    assert not refused.exists()

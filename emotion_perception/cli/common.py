@@ -45,6 +45,9 @@ def add_screen_args(parser: argparse.ArgumentParser) -> None:
                         help="the tamper check's model (default: the shipped one)")
 
 
+SCREEN_CLASS_LIMIT = 0.5  # --screen refuses to train when it flags more than this share of one class's faces
+
+
 def screened_out(args: argparse.Namespace, data: LandmarkData) -> np.ndarray:
     """The training images `--screen` leaves out (none without it), said in one line."""
     if not args.screen:
@@ -58,6 +61,13 @@ def screened_out(args: argparse.Namespace, data: LandmarkData) -> np.ndarray:
         raise CommandError(f"--visibility-model: {error}") from None
     flags = flag_tampered(data, check, not args.quiet)
     print(f"screening: {int(flags.sum())} of {int(data.extracted.found.sum())} training faces flagged and left out")
+    labels, found = data.dataset.labels, data.extracted.found
+    lost = {label: (int((flags & (labels == label)).sum()), int((found & (labels == label)).sum()))
+            for label in np.unique(labels)}
+    tampered = [f"{label} {out} of {n}" for label, (out, n) in lost.items() if n and out > SCREEN_CLASS_LIMIT * n]
+    if tampered:  # Type A: a class whose images mostly carry occluders would be learnt from what is left, or not
+        raise CommandError(f"screening flags most training faces of a class ({', '.join(tampered)}): its images "
+                           "look tampered with; not training")
     return flags
 
 
