@@ -153,13 +153,18 @@ class _Printer:
     def truth(self, data: str) -> None:
         record = json.loads(data)
         self.truths[(record["stamp"]["sec"], record["stamp"]["nanosec"])] = record["label"]
+        self._flush()
 
     def _flush(self) -> None:
+        """Print the paired lines whose ground truth is in (or known to be missing: a later frame's came)."""
         while self.labels and self.details:
-            label = self.labels.popleft()
-            doc, end_to_end = self.details.popleft()
-            face = doc["faces"][0]
+            doc, end_to_end = self.details[0]
             stamp = (doc["stamp"]["sec"], doc["stamp"]["nanosec"])
+            if stamp not in self.truths and not any(other > stamp for other in self.truths):
+                return  # its ground truth is still on its way
+            label = self.labels.popleft()
+            self.details.popleft()
+            face = doc["faces"][0]
             truth = self.truths.get(stamp)
             self.printed += 1
             self.latencies.append(end_to_end)
