@@ -132,13 +132,10 @@ def _sklearn_forest(ctx: Context):
 
     if "sklearn" in ctx.shared:
         return ctx.shared["sklearn"]
-    gray = cv2.cvtColor(ctx.frames[0], cv2.COLOR_BGR2GRAY)
-    faces = FaceAnalyzer(FaceDetector(whole_image_fallback=False), ctx.predictor).analyze(gray)
-    if not faces:
-        raise ValueError("no face found in the benchmark frame")
+    gray, face = _first_face(ctx)
     rng = np.random.default_rng(0)
     n = int(ctx.model.header.get("n_train", 1000))
-    base = faces[0].landmarks.astype(np.float64)
+    base = face.landmarks.astype(np.float64)
     jitter = base[None] + rng.normal(0, 0.02 * np.ptp(base[:, 0]), (n, 68, 2))
     x = features.compute(ctx.model.feature_set, jitter, [gray] * n)
     y = rng.choice(ctx.model.labels, n)
@@ -199,26 +196,15 @@ def bench_forest(ctx: Context, repeats: int = 300) -> dict[str, Any]:
     """Per-face times: feature extraction, the shipped FlatForest vs scikit-learn on the same rows, and the
     whole classification (features + forest) as the node runs it."""
     forest = _sklearn_forest(ctx)
-    gray = cv2.cvtColor(ctx.frames[0], cv2.COLOR_BGR2GRAY)
-    landmarks = FaceAnalyzer(FaceDetector(whole_image_fallback=False), ctx.predictor).analyze(gray)[0].landmarks
-    face = landmarks[None].astype(np.float64)
+    gray, found = _first_face(ctx)
+    face = found.landmarks[None].astype(np.float64)
     rows = _face_rows(ctx.model, face, gray)
-
-    def per_call(function: Callable[[], Any]) -> float:
-        function()
-        times = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            function()
-            times.append(time.perf_counter() - t0)
-        return float(np.percentile(times, 50) * 1000)
-
     return {
-        "features_ms_p50": per_call(lambda: _face_rows(ctx.model, face, gray)),
-        "forest_ms_p50": per_call(lambda: ctx.model.predict_features(*np.split(rows, 2))
-                                  if ctx.model.mirror else ctx.model.predict_features(rows)),
-        "sklearn_forest_ms_p50": per_call(lambda: _sklearn_proba(forest, ctx.model, rows)),
-        "classify_ms_p50": per_call(lambda: ctx.model.predict_landmarks(face, [gray])),
+        "features_ms_p50": _p50_ms(lambda: _face_rows(ctx.model, face, gray), repeats),
+        "forest_ms_p50": _p50_ms(lambda: ctx.model.predict_features(*np.split(rows, 2))
+                                 if ctx.model.mirror else ctx.model.predict_features(rows), repeats),
+        "sklearn_forest_ms_p50": _p50_ms(lambda: _sklearn_proba(forest, ctx.model, rows), repeats),
+        "classify_ms_p50": _p50_ms(lambda: ctx.model.predict_landmarks(face, [gray]), repeats),
     }
 
 
@@ -260,8 +246,8 @@ def bench_rules(ctx: Context, repeats: int = 300) -> dict[str, Any]:
     rules = RuleSet.load()
     if rules.mismatch(ctx.model.name):
         return {"rule_ms_p50": None, "rule_only_ms_p50": None}
-    gray = cv2.cvtColor(ctx.frames[0], cv2.COLOR_BGR2GRAY)
-    landmarks = FaceAnalyzer(FaceDetector(whole_image_fallback=False), ctx.predictor).analyze(gray)[0].landmarks
+    gray, face = _first_face(ctx)
+    landmarks = face.landmarks
     label = ctx.model.labels[int(ctx.model.predict_landmarks(landmarks, [gray])[0].argmax())]
     values = named_measurements(landmarks)[1][0]
     return {"rule_ms_p50": _p50_ms(lambda: named_rules_for_faces(rules, [landmarks], [label]), repeats),
@@ -274,10 +260,21 @@ def bench_tamper(ctx: Context, repeats: int = 300) -> dict[str, Any]:
     from emotion_perception.models.tamper import TamperCheck
 
     check = TamperCheck.load()
-    gray = cv2.cvtColor(ctx.frames[0], cv2.COLOR_BGR2GRAY)
-    faces = FaceAnalyzer(FaceDetector(whole_image_fallback=False), ctx.predictor).analyze(gray)[:1]
+    gray, face = _first_face(ctx)
+    faces = [face]
     return {"tamper_ms_p50": _p50_ms(lambda: check.assess(gray, faces), repeats),
             "visibility_ms_p50": _p50_ms(lambda: check.visibility.assess(gray, faces), repeats)}
+
+
+def _first_face(ctx: Context) -> tuple[np.ndarray, Face]:
+    """The first benchmark frame in grey and its face (found once, kept in `ctx.shared`)."""
+    if "face" not in ctx.shared:
+        gray = cv2.cvtColor(ctx.frames[0], cv2.COLOR_BGR2GRAY)
+        faces = FaceAnalyzer(FaceDetector(whole_image_fallback=False), ctx.predictor).analyze(gray)
+        if not faces:
+            raise ValueError("no face found in the benchmark frame")
+        ctx.shared["face"] = gray, faces[0]
+    return ctx.shared["face"]
 
 
 def _p50_ms(function: Callable[[], Any], repeats: int) -> float:
