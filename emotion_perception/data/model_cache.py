@@ -29,6 +29,7 @@ TRAINING_CODE = (cnn, cnn_training, augment, balance)
 
 
 def array_digest(array: np.ndarray) -> str:
+    """sha256 of an array's shape, dtype and bytes (object arrays as text): a content key for caches."""
     array = np.ascontiguousarray(array)
     if array.dtype == object:
         array = array.astype(str)

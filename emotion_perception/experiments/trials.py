@@ -59,7 +59,7 @@ from emotion_perception.core.types import Face
 from emotion_perception.data.datasets import FaceDataset
 from emotion_perception.data.face_data import FeatureRows
 from emotion_perception.data.landmark_cache import LandmarkCache, extract_dataset, settings_digest
-from emotion_perception.data.model_cache import CnnCache, training_key
+from emotion_perception.data.model_cache import CnnCache, array_digest, training_key
 from emotion_perception.experiments.evaluation import metrics, predicted_labels, split_indices
 from emotion_perception.experiments.executor import Executor, ExecutorSettings, InProcess, Task
 from emotion_perception.features import DEFAULT_FEATURE_SET
@@ -237,10 +237,6 @@ class CropView:
     found: np.ndarray
 
 
-def image_key(gray: np.ndarray) -> str:
-    return hashlib.sha256(f"{gray.shape}{gray.dtype}".encode() + gray.tobytes()).hexdigest()
-
-
 def landmarks_of_images(
     grays: Sequence[np.ndarray], analyzer: FaceAnalyzer, cache: LandmarkCache | None,
     skip: np.ndarray | None = None, progress: bool = False, desc: str = "landmarks",
@@ -254,7 +250,7 @@ def landmarks_of_images(
     for i, gray in enumerate(tqdm(grays, desc=desc, disable=not progress, leave=False)):
         if skip is not None and skip[i]:
             continue
-        key = "img:" + image_key(gray) + digest
+        key = "img:" + array_digest(gray) + digest
         cached = cache.get(key) if cache else None
         if cached is None:
             faces = analyzer.analyze(gray)
