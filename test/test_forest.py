@@ -155,7 +155,7 @@ def test_equal_balance_gives_a_small_dataset_the_share_of_a_big_one():
     labels = np.concatenate([np.where(big[:, 0] > 0, "happy", "sad"), np.where(small[:, 0] > 0, "sad", "happy")])
     x = np.vstack([big, small])
     strata = np.array(["big"] * 900 + ["small"] * 100, dtype=object)
-    settings = ForestSettings("centroid", n_estimators=20, mirror=False, n_jobs=1)
+    settings = ForestSettings("centroid", n_estimators=20, mirror=False, n_jobs=1, covered=False)
     flat = ForestSettings(**{**vars(settings), "balance": "none"})
     balanced_model = settings.fit(x, None, labels, 0, strata=strata)
     bootstrap_model = flat.fit(x, None, labels, 0, strata=strata)

@@ -27,7 +27,7 @@ from emotion_perception.cli.train import add_forest_args, forest_settings
 from emotion_perception.core.errors import CommandError
 from emotion_perception.core.types import Classifier
 from emotion_perception.data.datasets import FaceDataset, concat, load_datasets
-from emotion_perception.data.face_data import extract_crops, with_landmarks
+from emotion_perception.data.face_data import extract_crops, occluded_rows, with_landmarks
 from emotion_perception.experiments.crossval import (
     CnnRecipe,
     ForestRecipe,
@@ -139,7 +139,13 @@ def make_recipe(args: argparse.Namespace, kind: str, dataset: FaceDataset, model
     recipe: Recipe
     if kind == "forest":
         settings = forest_settings(args) if model is None else ForestSettings.like(model)
-        recipe = ForestRecipe(settings, with_landmarks(dataset, analyzer, make_cache(args), not args.quiet))
+        cache = make_cache(args)
+        data = with_landmarks(dataset, analyzer, cache, not args.quiet)
+        occluded = None
+        if model is None and settings.covered:
+            occluded = occluded_rows(data, settings.feature_set, settings.mirror, analyzer, cache, args.seed,
+                                     not args.quiet)
+        recipe = ForestRecipe(settings, data, occluded)
     else:
         if model is None:
             cnn = replace(cnn_settings(args), seed=args.seed)

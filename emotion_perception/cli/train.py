@@ -22,7 +22,7 @@ from emotion_perception.cli.common import (
 )
 from emotion_perception.core.errors import CommandError
 from emotion_perception.data.datasets import load_datasets
-from emotion_perception.data.face_data import with_landmarks
+from emotion_perception.data.face_data import occluded_rows, with_landmarks
 from emotion_perception.experiments.crossval import ForestRecipe
 from emotion_perception.features import DEFAULT_FEATURE_SET
 from emotion_perception.features.sets import FEATURE_SETS
@@ -41,6 +41,8 @@ def add_forest_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-mirror", action="store_true", help="no left-right mirror augmentation")
     parser.add_argument("--bag-size", type=int, default=DEFAULT_FOREST.bag_size,
                         help=f"rows each tree draws when balancing (default {DEFAULT_FOREST.bag_size})")
+    parser.add_argument("--no-covered", action="store_true",
+                        help="no covered-face forest (for faces whose lower part is covered; docs/robustness.md)")
     parser.add_argument("--seed", type=int, default=0)
 
 
@@ -60,7 +62,7 @@ def forest_settings(args: argparse.Namespace) -> ForestSettings:
     """The forest options; trained with `args.threads` threads (the same trees for any number)."""
     settings = ForestSettings(args.feature_set, args.n_estimators, args.max_features, not args.no_mirror,
                               args.threads or DEFAULT_FOREST.n_jobs, args.balance or DEFAULT_FOREST.balance,
-                              args.bag_size)
+                              args.bag_size, not args.no_covered)
     try:
         settings.check()
     except ValueError as error:
@@ -98,7 +100,8 @@ def run_forest(args: argparse.Namespace) -> int:
     if not args.out.endswith(".npz"):
         raise CommandError(f"--out must end in .npz, got {args.out}")
     settings = forest_settings(args)
-    data = with_landmarks(load_datasets(args.data), make_analyzer(args), make_cache(args), not args.quiet)
+    analyzer, cache = make_analyzer(args), make_cache(args)
+    data = with_landmarks(load_datasets(args.data), analyzer, cache, not args.quiet)
     left_out = screened_out(args, data)
     found = data.extracted.found & ~left_out
     if not found.any():
@@ -116,7 +119,9 @@ def run_forest(args: argparse.Namespace) -> int:
         "sklearn": sklearn.__version__,
         "python": platform.python_version(),
     }
-    recipe = ForestRecipe(settings, data)
+    occluded = occluded_rows(data, settings.feature_set, settings.mirror, analyzer, cache, args.seed,
+                             not args.quiet) if settings.covered else None
+    recipe = ForestRecipe(settings, data, occluded)
     model = recipe.fit(np.flatnonzero(found), labels, [], data.dataset.groups(), args.seed, header)
     model.save(args.out)
     print(f"saved {args.out}: {model.forest.n_trees} trees, depth {model.forest.depth}, "
@@ -136,7 +141,8 @@ def run_visibility(args: argparse.Namespace) -> int:
     header = {"name": "visibility", "recipe": args.command_line, "data": args.data,
               "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
               "sklearn": sklearn.__version__}
-    model = fit_visibility(data, args.false_positive_rate, seed=args.seed, header=header)
+    model = fit_visibility(data, args.false_positive_rate, seed=args.seed, header=header, analyzer=analyzer,
+                           cache=cache)
     model.save(args.out)
     thresholds = ", ".join(f"{k} {v:.3f}" for k, v in model.thresholds.items())
     print(f"saved {args.out}: {model.header['n_train_examples']} training examples, thresholds {thresholds}, "

@@ -61,6 +61,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--n-estimators", type=int, default=100)
     parser.add_argument("--max-features", type=max_features_arg, default="sqrt")
     parser.add_argument("--no-mirror", action="store_true", help="no mirror augmentation of the forest")
+    parser.add_argument("--no-covered-forest", action="store_true",
+                        help="forests without their covered-face part (the forests before it, for comparison)")
     parser.add_argument("--threads", type=int, default=1,
                         help="CPU threads of each cell (forest training, torch; default 1)")
     parser.add_argument("--cnn-arch", default="small_resnet")
@@ -93,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
         cnn_epochs=args.cnn_epochs, cnn_device=args.cnn_device, epsilons=args.epsilons, noise_sigmas=args.noise_sigmas,
         pgd_steps=args.pgd_steps, adaptive_images=args.adaptive_images, adaptive_queries=args.adaptive_queries,
         surrogate=args.surrogate, surrogate_epochs=args.surrogate_epochs, visibility_model=args.visibility_model,
+        covered_forest=not args.no_covered_forest,
     )
     try:
         settings.check()

@@ -15,6 +15,9 @@ import cv2
 import numpy as np
 
 KINDS = ("surgical_mask", "lower_box", "glasses", "eye_boxes", "hand", "random_box")
+# The occluders of each face region (what the visibility check learns, what the covered-face forest trains on).
+UPPER_KINDS = ("glasses", "eye_boxes")
+LOWER_KINDS = ("surgical_mask", "lower_box", "hand")
 
 
 def _eye_distance(points: np.ndarray) -> float:
@@ -147,3 +150,9 @@ def occlude(image: np.ndarray, points: np.ndarray, kind: str, rng: np.random.Gen
         else:
             fill = [int(rng.integers(0, 256)), "noise", "texture"][int(rng.integers(3))]
     return draw(image, shapes(kind, points, rng), fill, rng)
+
+
+def occlude_lower(image: np.ndarray, points: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """`image` with an occluder of the lower face (a surgical mask, a box or a hand, one of LOWER_KINDS at random)
+    and a random fill."""
+    return occlude(image, points, LOWER_KINDS[int(rng.integers(len(LOWER_KINDS)))], rng)

@@ -3,19 +3,28 @@ feature rows, and the CNN's face crops. Computed once per run and indexed by the
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from tqdm import tqdm
 
 from emotion_perception import features
+from emotion_perception.core import occlusion
 from emotion_perception.core.errors import ImageError
 from emotion_perception.core.images import read_gray
 from emotion_perception.core.pipeline import FaceAnalyzer
 from emotion_perception.core.types import Face
 from emotion_perception.data.datasets import FaceDataset
-from emotion_perception.data.landmark_cache import ExtractedLandmarks, LandmarkCache, extract_dataset
+from emotion_perception.data.landmark_cache import (
+    ExtractedLandmarks,
+    LandmarkCache,
+    LandmarkView,
+    extract_dataset,
+    landmarks_of_images,
+)
 from emotion_perception.models.crops import CropSpec
+from emotion_perception.models.visibility import VisibilityModel
 
 
 @dataclass
@@ -57,6 +66,45 @@ class LandmarkData:
         if mirrored is not None:
             mirrored[found] = features.compute_mirrored(feature_set, points, grays)
         return FeatureRows(x, mirrored)
+
+
+def feature_rows_of(feature_set: str, view: LandmarkView, grays: Sequence[np.ndarray], mirror: bool) -> FeatureRows:
+    """Feature rows (and mirrored rows) of the faces of `view`; NaN rows where no face was found."""
+    index = np.flatnonzero(view.found)
+    n_columns = len(features.feature_names(feature_set))
+    x = np.full((len(grays), n_columns), np.nan)
+    x_mirrored = np.full_like(x, np.nan) if mirror else None
+    if len(index):
+        images = [grays[i] for i in index] if features.needs_image(feature_set) else None
+        if mirror:
+            x[index], x_mirrored[index] = features.compute_with_mirrored(feature_set, view.landmarks[index], images)
+        else:
+            x[index] = features.compute(feature_set, view.landmarks[index], images)
+    return FeatureRows(x, x_mirrored)
+
+
+def occluded_rows(data: LandmarkData, feature_set: str, mirror: bool, analyzer: FaceAnalyzer,
+                  cache: LandmarkCache | None, seed: int = 0, progress: bool = True) -> FeatureRows:
+    """Feature rows of every found face under a random lower-face occluder drawn from its landmarks
+    (`core.occlusion.occlude_lower`, seeded per image), as dlib re-reads the covered image; NaN where it finds no
+    face. What the covered-face forest trains on (`ForestSettings.covered`)."""
+    found = data.extracted.found
+    grays = [np.zeros((1, 1), np.uint8)] * len(data.dataset)
+    for i in np.flatnonzero(found):
+        grays[i] = occlusion.occlude_lower(read_gray(data.dataset.paths[i]), data.extracted.landmarks[i],
+                                           np.random.default_rng([seed, int(i)]))
+    view = landmarks_of_images(grays, analyzer, cache, ~found, progress, f"covered faces {data.dataset.name}")
+    return feature_rows_of(feature_set, view, grays, mirror)
+
+
+def lower_covered(data: LandmarkData, visibility: VisibilityModel) -> np.ndarray:
+    """Per image, whether the visibility check finds its face's lower part covered (False where no face)."""
+    flags = np.zeros(len(data.dataset), bool)
+    for i in np.flatnonzero(data.extracted.found):
+        face = Face.from_landmarks(data.extracted.landmarks[i])
+        assessment = visibility.assess(read_gray(data.dataset.paths[i]), [face])[0]
+        flags[i] = "lower" in visibility.occluded(assessment)
+    return flags
 
 
 def with_landmarks(

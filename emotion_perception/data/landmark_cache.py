@@ -7,7 +7,7 @@ import hashlib
 import json
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,6 +82,14 @@ class LandmarkCache:
         self._db.close()
 
 
+def array_digest(array: np.ndarray) -> str:
+    """sha256 of an array's shape, dtype and bytes (object arrays as text): a content key for caches."""
+    array = np.ascontiguousarray(array)
+    if array.dtype == object:
+        array = array.astype(str)
+    return hashlib.sha256(f"{array.shape}{array.dtype}".encode() + array.tobytes()).hexdigest()
+
+
 def settings_digest(analyzer: FaceAnalyzer) -> str:
     return hashlib.sha256(json.dumps(analyzer.settings(), sort_keys=True).encode()).hexdigest()[:16]
 
@@ -120,3 +128,38 @@ def extract_dataset(
     if cache:
         cache.commit()
     return ExtractedLandmarks(landmarks, found, whole, errors)
+
+
+@dataclass
+class LandmarkView:
+    """Primary-face landmarks of in-memory images."""
+
+    landmarks: np.ndarray  # (n, 68, 2), NaN where no face
+    found: np.ndarray
+
+
+def landmarks_of_images(
+    grays: Sequence[np.ndarray], analyzer: FaceAnalyzer, cache: LandmarkCache | None,
+    skip: np.ndarray | None = None, progress: bool = False, desc: str = "landmarks",
+) -> LandmarkView:
+    """Primary-face landmarks of in-memory images, cached by pixel content (+ extractor settings);
+    images where `skip` is true are left as not found (the caller fills them in)."""
+    n = len(grays)
+    points = np.full((n, 68, 2), np.nan, np.float32)
+    found = np.zeros(n, bool)
+    digest = settings_digest(analyzer)
+    for i, gray in enumerate(tqdm(grays, desc=desc, disable=not progress, leave=False)):
+        if skip is not None and skip[i]:
+            continue
+        key = "img:" + array_digest(gray) + digest
+        cached = cache.get(key) if cache else None
+        if cached is None:
+            faces = analyzer.analyze(gray)
+            cached = (faces[0].landmarks, faces[0].box.source == "whole_image") if faces else (None, False)
+            if cache:
+                cache.put(key, *cached)
+        if cached[0] is not None:
+            points[i], found[i] = cached[0], True
+    if cache:
+        cache.commit()
+    return LandmarkView(points, found)

@@ -21,19 +21,12 @@ import torch
 from torch import nn
 
 from emotion_perception.core.errors import CnnFileError
+from emotion_perception.data.landmark_cache import array_digest
 from emotion_perception.models import augment, balance, cnn, cnn_training
 from emotion_perception.models.cnn import load_cnn, save_cnn
 from emotion_perception.models.cnn_training import TrainSettings
 
 TRAINING_CODE = (cnn, cnn_training, augment, balance)
-
-
-def array_digest(array: np.ndarray) -> str:
-    """sha256 of an array's shape, dtype and bytes (object arrays as text): a content key for caches."""
-    array = np.ascontiguousarray(array)
-    if array.dtype == object:
-        array = array.astype(str)
-    return hashlib.sha256(f"{array.shape}{array.dtype}".encode() + array.tobytes()).hexdigest()
 
 
 def training_key(crops: np.ndarray, labels: np.ndarray, groups: np.ndarray, classes: list[str],

@@ -14,7 +14,7 @@ from tqdm import tqdm
 from emotion_perception.core.errors import ExecutorError, ProtocolError
 from emotion_perception.core.labels import EMOTIONS
 from emotion_perception.data.datasets import FaceDataset, dataset_names
-from emotion_perception.data.face_data import CropData, LandmarkData
+from emotion_perception.data.face_data import CropData, FeatureRows, LandmarkData, lower_covered
 from emotion_perception.experiments.evaluation import (
     leave_dataset_out,
     mean_ci95,
@@ -27,6 +27,7 @@ from emotion_perception.models.calibration import expected_calibration_error, fi
 from emotion_perception.models.cnn import CnnClassifier
 from emotion_perception.models.cnn_training import TrainSettings, train_cnn
 from emotion_perception.models.landmark_model import EmotionModel, ForestSettings
+from emotion_perception.models.visibility import VisibilityModel
 
 
 class Recipe(Protocol):
@@ -43,25 +44,34 @@ class Recipe(Protocol):
 
 
 class ForestRecipe:
-    """Fresh forests on the landmark features of a dataset (feature rows computed once)."""
+    """Fresh forests on the landmark features of a dataset (feature rows computed once). Forests with a
+    covered-face part also train on `occluded` (`data.face_data.occluded_rows`), and every forest that has one
+    scores the faces the visibility check finds covered below with it."""
 
-    def __init__(self, settings: ForestSettings, data: LandmarkData) -> None:
+    def __init__(self, settings: ForestSettings, data: LandmarkData, occluded: FeatureRows | None = None) -> None:
         self.settings = settings
         self.rows = data.feature_rows(settings.feature_set, settings.mirror)
         self.found = data.extracted.found
         self.strata = dataset_names(data.dataset)
+        self.occluded = occluded
+        self.covered = lower_covered(data, VisibilityModel.load()) if settings.covered else None
 
     def fit(self, index: np.ndarray, labels: np.ndarray, classes: list[str], groups: np.ndarray, seed: int,
             header: dict[str, Any] | None = None) -> EmotionModel:
-        return self.settings.fit(*self.rows.at(index), labels[index], seed, header, self.strata[index])
+        occluded = None
+        if self.occluded is not None:
+            kept = index[self.occluded.found[index]]
+            occluded = (*self.occluded.at(kept), labels[kept], self.strata[kept])
+        return self.settings.fit(*self.rows.at(index), labels[index], seed, header, self.strata[index], occluded)
 
     def proba(self, model: EmotionModel, index: np.ndarray) -> np.ndarray:
-        return model.predict_features(*self.rows.at(index))
+        covered = None if self.covered is None else self.covered[index]
+        return model.predict_features(*self.rows.at(index), covered=covered)
 
     def describe(self) -> dict[str, Any]:
         s = self.settings
         return {"feature_set": s.feature_set, "n_estimators": s.n_estimators, "max_features": s.max_features,
-                "mirror": s.mirror, "balance": s.balance, "bag_size": s.bag_size}
+                "mirror": s.mirror, "balance": s.balance, "bag_size": s.bag_size, "covered": s.covered}
 
 
 class CnnRecipe:

@@ -50,6 +50,7 @@ from tqdm import tqdm
 from emotion_perception import attacks, features
 from emotion_perception.attacks import EYE_MARGIN, JAW_MARGIN
 from emotion_perception.attacks.black_box import square_attack
+from emotion_perception.core import occlusion
 from emotion_perception.core.atomic import write_text_atomic
 from emotion_perception.core.errors import TrialError
 from emotion_perception.core.faces import FaceBox
@@ -57,9 +58,15 @@ from emotion_perception.core.images import read_gray
 from emotion_perception.core.pipeline import FaceAnalyzer
 from emotion_perception.core.types import Face
 from emotion_perception.data.datasets import FaceDataset
-from emotion_perception.data.face_data import FeatureRows
-from emotion_perception.data.landmark_cache import LandmarkCache, extract_dataset, settings_digest
-from emotion_perception.data.model_cache import CnnCache, array_digest, training_key
+from emotion_perception.data.face_data import FeatureRows, feature_rows_of
+from emotion_perception.data.landmark_cache import (
+    LandmarkCache,
+    LandmarkView,
+    extract_dataset,
+    landmarks_of_images,
+    settings_digest,
+)
+from emotion_perception.data.model_cache import CnnCache, training_key
 from emotion_perception.experiments.evaluation import metrics, predicted_labels, split_indices
 from emotion_perception.experiments.executor import Executor, ExecutorSettings, InProcess, Task
 from emotion_perception.features import DEFAULT_FEATURE_SET
@@ -139,11 +146,13 @@ class TrialSettings:
     surrogate_folds: int = 5
     surrogate_epochs: int = 15
     visibility_model: str | None = None
+    covered_forest: bool = True
 
     RUN_ONLY = ("models", "attacks", "feature_sets", "protocols", "repeats", "cnn_repeats", "adaptive_repeats",
                 "threads")
     CNN_ONLY = ("cnn_epochs", "cnn_device")
-    FOREST_ONLY = ("n_estimators", "max_features", "mirror", "surrogate", "surrogate_folds", "surrogate_epochs")
+    FOREST_ONLY = ("n_estimators", "max_features", "mirror", "surrogate", "surrogate_folds", "surrogate_epochs",
+                   "covered_forest")
 
     def check(self) -> None:
         """Raise TrialError naming the first bad value."""
@@ -226,57 +235,9 @@ class ImageSet:
 
 
 @dataclass
-class LandmarkView:
-    landmarks: np.ndarray  # (n, 68, 2), NaN where no face
-    found: np.ndarray
-
-
-@dataclass
 class CropView:
     crops: np.ndarray  # (n, s, s) uint8
     found: np.ndarray
-
-
-def landmarks_of_images(
-    grays: Sequence[np.ndarray], analyzer: FaceAnalyzer, cache: LandmarkCache | None,
-    skip: np.ndarray | None = None, progress: bool = False, desc: str = "landmarks",
-) -> LandmarkView:
-    """Primary-face landmarks of in-memory images, cached by pixel content (+ extractor settings);
-    images where `skip` is true are left as not found (the caller fills them in)."""
-    n = len(grays)
-    points = np.full((n, 68, 2), np.nan, np.float32)
-    found = np.zeros(n, bool)
-    digest = settings_digest(analyzer)
-    for i, gray in enumerate(tqdm(grays, desc=desc, disable=not progress, leave=False)):
-        if skip is not None and skip[i]:
-            continue
-        key = "img:" + array_digest(gray) + digest
-        cached = cache.get(key) if cache else None
-        if cached is None:
-            faces = analyzer.analyze(gray)
-            cached = (faces[0].landmarks, faces[0].box.source == "whole_image") if faces else (None, False)
-            if cache:
-                cache.put(key, *cached)
-        if cached[0] is not None:
-            points[i], found[i] = cached[0], True
-    if cache:
-        cache.commit()
-    return LandmarkView(points, found)
-
-
-def feature_rows_of(feature_set: str, view: LandmarkView, grays: Sequence[np.ndarray], mirror: bool) -> FeatureRows:
-    """Feature rows (and mirrored rows) of the faces of `view`; NaN rows where no face was found."""
-    index = np.flatnonzero(view.found)
-    n_columns = len(features.feature_names(feature_set))
-    x = np.full((len(grays), n_columns), np.nan)
-    x_mirrored = np.full_like(x, np.nan) if mirror else None
-    if len(index):
-        images = [grays[i] for i in index] if features.needs_image(feature_set) else None
-        if mirror:
-            x[index], x_mirrored[index] = features.compute_with_mirrored(feature_set, view.landmarks[index], images)
-        else:
-            x[index] = features.compute(feature_set, view.landmarks[index], images)
-    return FeatureRows(x, x_mirrored)
 
 
 def merge_rows(base: FeatureRows, other: FeatureRows, mask: np.ndarray) -> FeatureRows:
@@ -341,6 +302,7 @@ class TrialData:
         self._boxes: list[FaceBox | None] | None = None
         self._surrogates: list[tuple[attacks.PixelModel, dict, np.ndarray]] | None = None
         self._flags: dict[str, np.ndarray] = {}
+        self._covered: dict[str, np.ndarray] = {}
         self.tamper = TamperCheck.load(settings.visibility_model)
 
     def __len__(self) -> int:
@@ -380,7 +342,7 @@ class TrialData:
         "pgd@EPS"."""
         if key not in self._sets:
             name = key.partition("@")[0]
-            if name in ("eye_boxes", "jaw_box", "mask"):
+            if name in ("eye_boxes", "jaw_box", "mask", "lower_occluders"):
                 self.landmarks("clean")  # dependencies first, so that each step's time is its own
             if name in ("fgsm", "pgd"):
                 self.boxes()
@@ -401,6 +363,12 @@ class TrialData:
                                        attacks.AttackInputs(faces=[Face.from_landmarks(clean.landmarks[i])]),
                                        s.seed + i)
             return ImageSet(out, applied)
+        if name == "lower_occluders":  # what the covered-face forest trains on (not a test set)
+            clean = self.landmarks("clean")
+            out = list(self.grays)
+            for i in np.flatnonzero(clean.found):
+                out[i] = occlusion.occlude_lower(self.grays[i], clean.landmarks[i], np.random.default_rng([s.seed, i]))
+            return ImageSet(out, clean.found.copy())
         if name == "noise":
             sigma = float(value)
             values = s.attack_values(noise_sigma=sigma)
@@ -550,6 +518,21 @@ class TrialData:
         for i in np.flatnonzero(view.found):
             flags[i] = self.tamper.assess(grays[i], [Face.from_landmarks(view.landmarks[i] * scale)])[0].flagged
         return flags
+
+    def covered(self, key: str) -> np.ndarray:
+        """Per image of an image set, whether the visibility check finds the lower face covered (on the image the
+        models read, with its own landmarks): which faces a forest with a covered-face part routes to it."""
+        if key not in self._covered:
+            self._covered[key] = self._timed(f"visibility {key}", lambda: self._make_covered(key))
+        return self._covered[key]
+
+    def _make_covered(self, key: str) -> np.ndarray:
+        view, grays, visibility = self.landmarks(key), self.image_set(key).grays, self.tamper.visibility
+        covered = np.zeros(len(grays), bool)
+        for i in np.flatnonzero(view.found):
+            assessment = visibility.assess(grays[i], [Face.from_landmarks(view.landmarks[i])])[0]
+            covered[i] = "lower" in visibility.occluded(assessment)
+        return covered
 
     def tamper_detection(self, keys: Sequence[str]) -> dict[str, Any]:
         """The tamper check's true-positive rate on the attacked images of each set (those the attack changed and
@@ -796,6 +779,9 @@ class CellRunner:
         feature rows or crops, the tamper check's flags), so that a cell's time is its own and a worker needs
         nothing but the prepared data."""
         data, size = self.data, self.settings.cnn_input_size
+        if spec.kind == "forest" and self.settings.covered_forest:
+            data.rows("lower_occluders", spec.feature_set)
+            data.covered("clean")
         if attack in POISONING:
             for key in ("clean", "eye_boxes"):
                 data.rows(key, spec.feature_set) if spec.kind == "forest" else data.crops(key, size, DEFAULT_MARGIN)
@@ -877,6 +863,8 @@ class CellRunner:
         for key in keys:
             if spec.kind == "forest":
                 self.data.rows(key, spec.feature_set)
+                if s.covered_forest:
+                    self.data.covered(key)
             else:
                 self.data.crops(key, s.cnn_input_size, DEFAULT_MARGIN)
         self.data.boxes()
@@ -887,8 +875,14 @@ class CellRunner:
             fs = spec.feature_set
             rows = data.rows("clean", fs) if poison is None else data.poisoned_rows(fs, poison)
             index = train[rows.found[train]]
-            forest = ForestSettings(spec.feature_set, s.n_estimators, s.max_features, s.mirror, s.threads)
-            return forest.fit(*rows.at(index), data.labels[index], seed)
+            forest = ForestSettings(spec.feature_set, s.n_estimators, s.max_features, s.mirror, s.threads,
+                                    covered=s.covered_forest)
+            occluded = None
+            if s.covered_forest:
+                covered_rows = data.rows("lower_occluders", fs)
+                kept = index[covered_rows.found[index]]
+                occluded = (*covered_rows.at(kept), data.labels[kept], None)
+            return forest.fit(*rows.at(index), data.labels[index], seed, occluded=occluded)
         view = data.crops("clean", s.cnn_input_size, DEFAULT_MARGIN) if poison is None else data.poisoned_crops(poison)
         crops, found = view.crops, view.found
         index = train[found[train]]
@@ -901,8 +895,9 @@ class CellRunner:
         data = self.data
         if spec.kind == "forest":
             rows = data.rows(key, spec.feature_set)
-            predictions = predicted_labels(model.labels, rows.found, test,
-                                           lambda index: model.predict_features(*rows.at(index)))
+            covered = data.covered(key) if model.covered is not None else None
+            predictions = predicted_labels(model.labels, rows.found, test, lambda index: model.predict_features(
+                *rows.at(index), covered=None if covered is None else covered[index]))
         else:
             view = data.crops(key, self.settings.cnn_input_size, DEFAULT_MARGIN)
             predictions = predicted_labels(model.labels, view.found, test, lambda index: model.predict_crops(

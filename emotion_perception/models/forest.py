@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -227,24 +228,46 @@ class FlatForest:
             raise ValueError("; ".join(problems))
 
 
-def save_forest(path: str | Path, forest: FlatForest, header: dict[str, Any]) -> None:
-    """Write the forest and a JSON header (feature set, labels, recipe, metrics) to one `.npz` file.
+def save_forest(path: str | Path, forest: FlatForest, header: dict[str, Any],
+                extra: Mapping[str, FlatForest] | None = None) -> None:
+    """Write the forest, the `extra` forests of the same model under their names (e.g. "covered") and a JSON
+    header (feature set, labels, recipe, metrics) to one `.npz` file.
 
     Written to a temporary name first, so a failed write never leaves a half file at `path`.
     """
     path = Path(path)
-    meta = dict(header)
-    meta.update(
-        format=FORMAT, format_version=FORMAT_VERSION, classes=forest.classes,
-        n_features=forest.n_features, depth=forest.depth, n_trees=forest.n_trees,
-    )
+    extra = dict(extra or {})
+    meta = {key: value for key, value in header.items() if key != "extra_forests"}
+    meta.update(format=FORMAT, format_version=FORMAT_VERSION, **_shape(forest))
+    if extra:
+        meta["extra_forests"] = {name: _shape(part) for name, part in extra.items()}
+    arrays = forest.arrays()
+    for name, part in extra.items():
+        arrays.update({f"{name}.{key}": value for key, value in part.arrays().items()})
     blob = np.frombuffer(json.dumps(meta, sort_keys=True).encode(), dtype=np.uint8)
     with atomic_path(path) as partial, partial.open("wb") as handle:
-        np.savez_compressed(handle, header=blob, **forest.arrays())
+        np.savez_compressed(handle, header=blob, **arrays)
+
+
+def _shape(forest: FlatForest) -> dict[str, Any]:
+    return {"classes": forest.classes, "n_features": forest.n_features, "depth": forest.depth,
+            "n_trees": forest.n_trees}
+
+
+def _from_arrays(shape: dict[str, Any], arrays: dict[str, np.ndarray], prefix: str = "") -> FlatForest:
+    return FlatForest(shape["classes"], shape["n_features"], arrays[f"{prefix}roots"], arrays[f"{prefix}children"],
+                      arrays[f"{prefix}feature"], arrays[f"{prefix}threshold"], arrays[f"{prefix}value"],
+                      shape["depth"])
 
 
 def load_forest(path: str | Path) -> tuple[FlatForest, dict[str, Any]]:
-    """Read a forest file written by `save_forest`; ForestFileError names the path and the cause."""
+    """Read the (main) forest of a file written by `save_forest`; ForestFileError names the path and the cause."""
+    forest, _, header = load_forests(path)
+    return forest, header
+
+
+def load_forests(path: str | Path) -> tuple[FlatForest, dict[str, FlatForest], dict[str, Any]]:
+    """The main forest, the extra forests by name, and the header of a file written by `save_forest`."""
     path = Path(path)
     if not path.is_file():
         raise ForestFileError(f"forest model {path}: no such file")
@@ -261,10 +284,9 @@ def load_forest(path: str | Path) -> tuple[FlatForest, dict[str, Any]]:
             raise ValueError(f"not a {FORMAT} file (format {header.get('format')!r})")
         if header.get("format_version") != FORMAT_VERSION:
             raise ValueError(f"format version {header.get('format_version')}, this build reads {FORMAT_VERSION}")
-        forest = FlatForest(
-            header["classes"], header["n_features"], arrays["roots"], arrays["children"],
-            arrays["feature"], arrays["threshold"], arrays["value"], header["depth"],
-        )
+        forest = _from_arrays(header, arrays)
+        extra = {name: _from_arrays(shape, arrays, f"{name}.")
+                 for name, shape in header.get("extra_forests", {}).items()}
     except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, EOFError, UnicodeDecodeError) as error:
         raise ForestFileError(f"forest model {path}: unreadable or corrupt ({error})") from None
-    return forest, header
+    return forest, extra, header

@@ -1,0 +1,107 @@
+"""The covered-face forest: a second forest for faces whose lower part is covered, chosen per face by the
+visibility check; saved in the same file; trained by `train forest` on occluded copies re-read by dlib."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from face_images import astronaut_gray, shared_dataset
+
+from emotion_perception.cli import main
+from emotion_perception.core import occlusion
+from emotion_perception.core.pipeline import FaceAnalyzer
+from emotion_perception.data.datasets import load_datasets
+from emotion_perception.data.face_data import occluded_rows, with_landmarks
+from emotion_perception.models.forest import load_forests
+from emotion_perception.models.landmark_model import EmotionModel, ForestSettings
+
+
+def two_part_model(n_features: int = 4) -> tuple[EmotionModel, np.ndarray, np.ndarray]:
+    """A model whose covered forest learnt the opposite of its main forest, and its training rows."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, n_features))
+    labels = np.where(x[:, 0] > 0, "happy", "sadness")
+    flipped = np.where(labels == "happy", "sadness", "happy")
+    settings = ForestSettings("centroid", n_estimators=15, mirror=False, n_jobs=1, balance="none")
+    # The covered forest trains on the clean rows and the occluded ones: many flipped copies outvote the clean.
+    occluded = (np.vstack([x] * 5), None, np.concatenate([flipped] * 5), None)
+    return settings.fit(x, None, labels, 0, occluded=occluded), x, labels
+
+
+def test_rows_marked_covered_are_scored_by_the_covered_forest():
+    model, x, labels = two_part_model()
+    covered = np.arange(len(x)) % 2 == 0
+    main_only = model.predict_features(x)
+    routed = model.predict_features(x, covered=covered)
+    np.testing.assert_array_equal(routed[~covered], main_only[~covered])
+    assert np.mean(np.array(model.labels)[main_only.argmax(1)] == labels) > 0.95
+    assert np.mean(np.array(model.labels)[routed[covered].argmax(1)] != labels[covered]) > 0.9
+    assert model.header["covered"]["n_train"] == 6 * len(x)
+
+
+def test_the_covered_forest_is_saved_in_the_same_file_and_read_back(tmp_path):
+    model, x, _ = two_part_model()
+    model.save(tmp_path / "m.npz")
+    again = EmotionModel.load(tmp_path / "m.npz")
+    covered = np.ones(len(x), bool)
+    np.testing.assert_array_equal(again.predict_features(x, covered=covered),
+                                  model.predict_features(x, covered=covered))
+    _, extra, header = load_forests(tmp_path / "m.npz")
+    assert set(extra) == {"covered"} and header["extra_forests"]["covered"]["n_trees"] == 15
+    assert ForestSettings.like(again, n_jobs=1).covered
+
+
+def test_a_model_without_a_covered_forest_ignores_the_flags(tmp_path):
+    model, x, _ = two_part_model()
+    model.covered = None
+    model.save(tmp_path / "plain.npz")
+    plain = EmotionModel.load(tmp_path / "plain.npz")
+    assert plain.covered is None and "extra_forests" not in load_forests(tmp_path / "plain.npz")[2]
+    np.testing.assert_array_equal(plain.predict_features(x, covered=np.ones(len(x), bool)), plain.predict_features(x))
+    assert plain.lower_covered(np.zeros((8, 8), np.uint8), []) is None
+
+
+def test_a_covered_forest_cannot_be_trained_without_occluded_rows():
+    with pytest.raises(ValueError, match="occluded faces"):
+        ForestSettings("centroid", n_estimators=2, mirror=False, n_jobs=1).fit(np.zeros((4, 2)), None,
+                                                                                np.array(list("abab")), 0)
+
+
+def test_the_shipped_model_routes_a_face_with_a_masked_lower_half():
+    model = EmotionModel.load()
+    assert model.covered is not None, "the shipped forest has a covered-face part"
+    gray = astronaut_gray()
+    faces = FaceAnalyzer().analyze(gray)
+    masked = occlusion.occlude(gray, faces[0].landmarks, "lower_box", np.random.default_rng(0), fill=0)
+    masked_faces = FaceAnalyzer().analyze(masked)
+    assert len(masked_faces) == 1
+    assert list(model.lower_covered(gray, faces)) == [False]
+    assert list(model.lower_covered(masked, masked_faces)) == [True]
+    landmarks = np.stack([masked_faces[0].landmarks])
+    routed = model.predict_proba(masked, masked_faces)
+    np.testing.assert_allclose(routed, model.predict_landmarks(landmarks, [masked], np.array([True])))
+    assert not np.allclose(routed, model.predict_landmarks(landmarks, [masked]))
+    np.testing.assert_allclose(model.predict_proba(gray, faces),
+                               model.predict_landmarks(np.stack([faces[0].landmarks]), [gray]))
+
+
+def test_occluded_rows_reread_every_found_face_under_a_lower_occluder():
+    data = with_landmarks(load_datasets([str(shared_dataset("jaffe"))]), progress=False)
+    rows = occluded_rows(data, "named", True, FaceAnalyzer(), None, seed=0, progress=False)
+    found = data.extracted.found
+    assert rows.found[found].mean() > 0.8 and not rows.found[~found].any()
+    clean = data.feature_rows("named", True)
+    both = rows.found & found
+    assert not np.allclose(rows.x[both], clean.x[both])  # dlib read other landmarks under the occluders
+    again = occluded_rows(data, "named", True, FaceAnalyzer(), None, seed=0, progress=False)
+    np.testing.assert_array_equal(again.x[both], rows.x[both])  # seeded per image
+
+
+def test_train_forest_cli_writes_the_covered_forest_and_no_covered_leaves_it_out(tmp_path, capsys):
+    jaffe = str(shared_dataset("jaffe"))
+    out, plain = tmp_path / "f.npz", tmp_path / "p.npz"
+    common = ["--data", jaffe, "--feature-set", "named", "--n-estimators", "10", "--quiet", "--no-cache"]
+    assert main(["train", "forest", *common, "--out", str(out)]) == 0
+    assert main(["train", "forest", *common, "--no-covered", "--out", str(plain)]) == 0
+    assert EmotionModel.load(out).covered is not None and EmotionModel.load(plain).covered is None
+    assert EmotionModel.load(out).header["covered"]["occluders"] == list(occlusion.LOWER_KINDS)
