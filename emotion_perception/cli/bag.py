@@ -62,6 +62,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--attack-param", action="append", default=[], metavar="NAME=VALUE",
                           help="any other adversarial_injector_node parameter, e.g. target_image=face.png (needed "
                           "by scaling), steps=20, box_fill=mean; repeat for several")
+    evaluate.add_argument("--no-tamper-check", action="store_true",
+                          help="leave out the tamper check of each face (the nodes' check_tampering:=false)")
     evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
     add_executor_args(evaluate)
     evaluate.set_defaults(func=run_evaluate)
@@ -112,6 +114,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     )
     from emotion_perception.experiments.executor import InProcess, Task
     from emotion_perception.models.shipped import load_classifier
+    from emotion_perception.models.tamper import TamperCheck
 
     if args.attack != "none" and args.attack not in ATTACKS:
         raise CommandError(f"unknown attack {args.attack!r}; choose from none, {', '.join(ATTACKS)}")
@@ -124,7 +127,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
         with BagReader(bag, args.topic) as reader:  # check every bag before loading anything else
             if reader.truth_connection is None:
                 raise CommandError(f"{bag}: no {GROUND_TRUTH_TOPIC} topic, nothing to score against")
-    work = BagWork(FrameClassifier(load_classifier(args.model), args.landmark_model),
+    tamper = None if args.no_tamper_check else TamperCheck.load()
+    work = BagWork(FrameClassifier(load_classifier(args.model), args.landmark_model, tamper=tamper),
                    AttackSettings(args.attack, args.epsilon, args.seed, params), args.topic)
     tasks = [Task(f"bag{k}", bag) for k, bag in enumerate(args.bag)]
     failed = []

@@ -4,7 +4,7 @@ writes the very same document into its results bag."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from emotion_perception.core.types import FacePrediction
@@ -13,15 +13,18 @@ DETAIL_VERSION = 2
 
 
 def face_entries(ids: list[int], predictions: list[FacePrediction], min_confidence: float = 0.0,
-                 with_landmarks: bool = False, frame_labels: list[str] | None = None) -> list[dict[str, Any]]:
+                 with_landmarks: bool = False, frame_labels: list[str] | None = None,
+                 checks: Sequence[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """The `faces` of a detail document: id, box, label, confidence, scores (landmarks on request), `uncertain`
-    when the confidence is below `min_confidence`, and `frame_label` (this frame's own label) when the scores are
-    smoothed over frames."""
+    when the confidence is below `min_confidence`, `frame_label` (this frame's own label) when the scores are
+    smoothed over frames, and each face's tamper check entries (`occlusion`, `tampered`) when given."""
     entries = []
     for k, (face_id, face) in enumerate(zip(ids, predictions)):
         entry = {"id": face_id, **face.to_json(with_landmarks), "uncertain": face.confidence < min_confidence}
         if frame_labels is not None:
             entry["frame_label"] = frame_labels[k]
+        if checks is not None:
+            entry.update(checks[k])
         entries.append(entry)
     return entries
 

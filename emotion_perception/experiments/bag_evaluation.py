@@ -30,7 +30,7 @@ from emotion_perception.core.landmarks import LandmarkPredictor
 from emotion_perception.core.params import FRAME_STEP_PARAMS, defaults
 from emotion_perception.core.pipeline import classify_camera_frame
 from emotion_perception.core.tracking import FaceTracker
-from emotion_perception.core.types import Classifier, FacePrediction
+from emotion_perception.core.types import Classifier, Face, FacePrediction
 from emotion_perception.data.bags import (
     DETAIL_TOPIC,
     EMOTION_TOPIC,
@@ -42,18 +42,21 @@ from emotion_perception.data.bags import (
 )
 from emotion_perception.experiments.scoring import Scoreboard
 from emotion_perception.models.shipped import detail_name
+from emotion_perception.models.tamper import TamperCheck
 
 RESULTS_BAG = "results_bag"
 
 
 class FrameClassifier:
     """A classifier node's per-frame step with its default parameters and `detect_every` = `detect_tiles` = 1,
-    with any `Classifier` (the landmark forest, the CNN)."""
+    with any `Classifier` (the landmark forest, the CNN), and the nodes' tamper check of each face (`tamper`;
+    None: off)."""
 
     def __init__(self, classifier: Classifier, landmark_model: str | None = None,
-                 params: dict[str, Any] | None = None) -> None:
+                 params: dict[str, Any] | None = None, tamper: TamperCheck | None = None) -> None:
         self.params = per_frame_params(params)
         self.classifier = classifier
+        self.tamper = tamper
         detector = FaceDetector(self.params["upsample"], min_size=1, whole_image_fallback=False)  # as the node's
         self.tracker = FaceTracker(detector, LandmarkPredictor(landmark_model))
         self.tracker.apply_params(self.params)
@@ -68,10 +71,16 @@ class FrameClassifier:
         return other
 
     def classify(self, encoding: str, height: int, width: int, step: int, data: Any,
-                 is_bigendian: bool) -> tuple[list[int], list[FacePrediction]]:
-        """(face ids, predictions) of one frame given as sensor_msgs/Image fields; FrameError if bad."""
+                 is_bigendian: bool) -> tuple[list[int], list[FacePrediction], list[dict[str, Any]] | None]:
+        """(face ids, predictions, each face's tamper check entries or None) of one frame given as
+        sensor_msgs/Image fields; FrameError if bad."""
         gray = frame_to_gray(encoding, height, width, step, data, is_bigendian, self.params["max_image_pixels"])
-        return classify_camera_frame(self.tracker, self.classifier, gray, self.params["max_processing_width"])
+        ids, predictions = classify_camera_frame(self.tracker, self.classifier, gray,
+                                                 self.params["max_processing_width"])
+        if self.tamper is None:
+            return ids, predictions, None
+        checks = self.tamper.assess(gray, [Face(face.box, face.landmarks) for face in predictions])
+        return ids, predictions, [check.to_json() for check in checks]
 
 
 def per_frame_params(params: dict[str, Any] | None) -> dict[str, Any]:
@@ -150,7 +159,8 @@ def evaluate_bag(
     settings = {"image topic": image_topic, "attack": attack.name, "frames": frames,
                 "bad frames (skipped, as the node does)": bad, "seconds": round(seconds, 2),
                 "frames per second": round(frames / seconds, 1) if seconds > 0 else None,
-                "pipeline": "landmark_emotion_node per-frame step, detect_every=1"}
+                "pipeline": "landmark_emotion_node per-frame step, detect_every=1",
+                "tamper check": "on" if classifier.tamper is not None else "off"}
     if attack.name != "none":
         settings.update(epsilon=attack.epsilon, seed=attack.seed)
     results = board.results("bag evaluate", str(bag), {
@@ -196,10 +206,10 @@ def _process(frame: BagFrame, index: int, classifier: FrameClassifier,
             if attacked.pixels is not None:
                 fields = (frame.encoding, frame.height, frame.width, attacked.pixels.strides[0],
                           attacked.pixels.tobytes(), frame.is_bigendian)
-        ids, predictions = classifier.classify(*fields)
+        ids, predictions, checks = classifier.classify(*fields)
     except FrameError:
         return None
-    entries = face_entries(ids, predictions)
+    entries = face_entries(ids, predictions, checks=checks)
     document = detail_json(frame.header, classifier.name, (frame.width, frame.height), entries, None,
                            (time.perf_counter() - start) * 1000)
     return document, (predictions[0].label if predictions else None)

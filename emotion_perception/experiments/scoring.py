@@ -30,10 +30,12 @@ REPORT_FILES = ("report.md", "results.json")
 
 @dataclass(frozen=True)
 class Answer:
-    """A model's output for one frame: the primary face's label and confidence (None: no face)."""
+    """A model's output for one frame: the primary face's label and confidence (None: no face), and whether the
+    tamper check flagged it (None: no face, or no check)."""
 
     label: str | None
     confidence: float | None
+    flagged: bool | None = None
 
 
 def stamp_ns(record: dict[str, Any]) -> int:
@@ -46,7 +48,9 @@ def answer_of(detail: dict[str, Any]) -> Answer:
     faces = detail.get("faces") or []
     if not faces:
         return Answer(None, None)
-    return Answer(str(faces[0]["label"]), float(faces[0]["confidence"]))
+    tampered = faces[0].get("tampered")
+    return Answer(str(faces[0]["label"]), float(faces[0]["confidence"]),
+                  None if tampered is None else bool(tampered["flag"]))
 
 
 class Scoreboard:
@@ -121,15 +125,31 @@ class Scoreboard:
             **result, "model": self.model_names[model], "ground_truth_frames": len(stamps),
             "answered": len(answered), "dropped": len(stamps) - len(answered),
             "accuracy_with_dropped": correct / len(stamps) if stamps else None,
-            "answers_without_ground_truth": len(set(answers) - set(self.truth)), "frames": frames,
+            "answers_without_ground_truth": len(set(answers) - set(self.truth)),
+            "tamper": self._tamper(answered, answers), "frames": frames,
         }
+
+    def _tamper(self, answered: list[int], answers: dict[int, Answer]) -> dict[str, Any] | None:
+        """How often the tamper check flagged the primary face of a labelled frame, and the accuracy on the
+        flagged and the other faces; None when the answers carry no check."""
+        checked = [s for s in answered if answers[s].flagged is not None]
+        if not checked:
+            return None
+        flagged = [s for s in checked if answers[s].flagged]
+        passed = [s for s in checked if not answers[s].flagged]
+
+        def accuracy(stamps: list[int]) -> float | None:
+            return sum(answers[s].label == self.truth[s]["label"] for s in stamps) / len(stamps) if stamps else None
+
+        return {"faces_checked": len(checked), "flagged": len(flagged), "flag_rate": len(flagged) / len(checked),
+                "accuracy_flagged": accuracy(flagged), "accuracy_not_flagged": accuracy(passed)}
 
     def results(self, kind: str, source: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
         """The results.json document: every model, with the first model's headline figures at the top."""
         models = {model: self.model_results(model) for model in self.models}
         first = models[self.models[0]] if self.models else {}
         headline = {key: first.get(key) for key in ("accuracy", "accuracy_with_dropped", "per_class_recall",
-                                                    "confusion", "labels", "n", "n_no_face", "dropped")}
+                                                    "confusion", "labels", "n", "n_no_face", "dropped", "tamper")}
         return {
             "version": RESULTS_VERSION, "kind": kind, "source": source,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "ground_truth_frames": len(self.truth),
@@ -159,6 +179,16 @@ def report_markdown(results: dict[str, Any]) -> str:
                      f"{_percent(r['accuracy_with_dropped'])} | {r['answered']} | {r['dropped']} | "
                      f"{r.get('n_no_face', 0)} | {_percent(r.get('macro_f1'))} | "
                      f"{_percent(r.get('accuracy_3class'))} |")
+    checked = {topic: r["tamper"] for topic, r in results["models"].items() if r.get("tamper")}
+    if checked:
+        lines += ["", "## Tamper check", "", "The primary face of each answered frame, as the node's `tampered` flag "
+                  "says: under an attack the flagged share is the check's true-positive rate, on clean frames its "
+                  "false-positive rate.", "",
+                  "| topic | faces checked | flagged | accuracy, flagged | accuracy, not flagged |",
+                  "|---|---|---|---|---|"]
+        lines += [f"| `{topic}` | {t['faces_checked']} | {t['flagged']} ({_percent(t['flag_rate'])}) | "
+                  f"{_percent(t['accuracy_flagged'])} | {_percent(t['accuracy_not_flagged'])} |"
+                  for topic, t in checked.items()]
     for topic, r in results["models"].items():
         if not r["answered"]:
             continue

@@ -274,10 +274,9 @@ class ClassifierNode(LifecycleNode):
         smoothing = p["smoothing_time"] > 0 or p["label_hysteresis"] > 0
         frame_labels = [face.label for face in predictions] if smoothing else None
         predictions = self._smoother.update(stamp / 1e9 if stamp > 0 else time.monotonic(), ids, predictions)
-        entries = face_entries(ids, predictions, p["min_confidence"], p["publish_landmarks"], frame_labels)
+        entries = face_entries(ids, predictions, p["min_confidence"], p["publish_landmarks"], frame_labels,
+                               None if checks is None else [check.to_json() for check in checks])
         self.annotate(entries, predictions)
-        for entry, check in zip(entries, checks or []):
-            entry.update(check.to_json())
         processing = (time.perf_counter() - start) * 1000
         worker = self._worker
         frames = {"lost_frames": self._lost.lost, "dropped_frames": worker.dropped if worker else 0}
