@@ -161,6 +161,25 @@ def test_bag_evaluate_attacks_every_frame_before_classifying(bag: Path, tmp_path
     assert all(offline[s][1] == pytest.approx(direct[s][1], abs=1e-4) for s in direct if direct[s][1] is not None)
 
 
+def test_bag_evaluate_runs_the_tamper_check_and_reports_its_flag_rate(bag: Path, evaluated: Path, tmp_path: Path):
+    clean = json.loads((evaluated / "results.json").read_text())["tamper"]
+    assert clean["faces_checked"] == 6 and clean["flagged"] == 0 and clean["accuracy_not_flagged"] is not None
+    boxed = tmp_path / "boxed"
+    result = cli("bag", "evaluate", bag, "--out", boxed, "--attack", "jaw_box", "--quiet")
+    assert result.returncode == 0, result.stderr
+    results = json.loads((boxed / "results.json").read_text())
+    tamper = results["tamper"]
+    assert tamper["faces_checked"] >= 4 and tamper["flag_rate"] >= 0.75
+    assert tamper["flag_rate"] == pytest.approx(tamper["flagged"] / tamper["faces_checked"])
+    assert "## Tamper check" in (boxed / "report.md").read_text()
+    details = [json.loads(m.data) for _, m in read_all(boxed / "results_bag")["/emotion/detail"]]
+    faces = [face for d in details for face in d["faces"]]
+    assert all(set(face["occlusion"]) == {"upper", "lower"} and "flag" in face["tampered"] for face in faces)
+    off = tmp_path / "off"
+    assert cli("bag", "evaluate", bag, "--out", off, "--no-tamper-check", "--quiet").returncode == 0
+    assert json.loads((off / "results.json").read_text())["tamper"] is None
+
+
 def test_bag_evaluate_passes_any_injector_parameter_and_refuses_bad_ones(bag: Path, tmp_path: Path):
     out = tmp_path / "salted"
     result = cli("bag", "evaluate", bag, "--out", out, "--attack", "salt_pepper", "--attack-param",
