@@ -141,7 +141,7 @@ def make_recipe(args: argparse.Namespace, kind: str, dataset: FaceDataset, model
         settings = forest_settings(args) if model is None else ForestSettings.like(model)
         cache = make_cache(args)
         data = with_landmarks(dataset, analyzer, cache, not args.quiet)
-        occluded = None
+        occluded = []
         if model is None and settings.covered:
             occluded = occluded_rows(data, settings.feature_set, settings.mirror, analyzer, cache, args.seed,
                                      not args.quiet)

@@ -120,7 +120,7 @@ def run_forest(args: argparse.Namespace) -> int:
         "python": platform.python_version(),
     }
     occluded = occluded_rows(data, settings.feature_set, settings.mirror, analyzer, cache, args.seed,
-                             not args.quiet) if settings.covered else None
+                             not args.quiet) if settings.covered else []
     recipe = ForestRecipe(settings, data, occluded)
     model = recipe.fit(np.flatnonzero(found), labels, [], data.dataset.groups(), args.seed, header)
     model.save(args.out)

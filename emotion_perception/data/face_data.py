@@ -84,17 +84,20 @@ def feature_rows_of(feature_set: str, view: LandmarkView, grays: Sequence[np.nda
 
 
 def occluded_rows(data: LandmarkData, feature_set: str, mirror: bool, analyzer: FaceAnalyzer,
-                  cache: LandmarkCache | None, seed: int = 0, progress: bool = True) -> FeatureRows:
-    """Feature rows of every found face under a random lower-face occluder drawn from its landmarks
-    (`core.occlusion.occlude_lower`, seeded per image), as dlib re-reads the covered image; NaN where it finds no
-    face. What the covered-face forest trains on (`ForestSettings.covered`)."""
+                  cache: LandmarkCache | None, seed: int = 0, progress: bool = True) -> list[FeatureRows]:
+    """Feature rows of every found face under each lower-face occluder (`core.occlusion.LOWER_KINDS`: one
+    FeatureRows per kind, random shape and fill seeded per image and kind), as dlib re-reads the covered image; NaN
+    where it finds no face. What the covered-face forest trains on (`ForestSettings.covered`)."""
     found = data.extracted.found
-    grays = [np.zeros((1, 1), np.uint8)] * len(data.dataset)
-    for i in np.flatnonzero(found):
-        grays[i] = occlusion.occlude_lower(read_gray(data.dataset.paths[i]), data.extracted.landmarks[i],
-                                           np.random.default_rng([seed, int(i)]))
-    view = landmarks_of_images(grays, analyzer, cache, ~found, progress, f"covered faces {data.dataset.name}")
-    return feature_rows_of(feature_set, view, grays, mirror)
+    out = []
+    for k, kind in enumerate(occlusion.LOWER_KINDS):
+        grays = [np.zeros((1, 1), np.uint8)] * len(data.dataset)
+        for i in np.flatnonzero(found):
+            grays[i] = occlusion.occlude(read_gray(data.dataset.paths[i]), data.extracted.landmarks[i], kind,
+                                         np.random.default_rng([seed, int(i), k]))
+        view = landmarks_of_images(grays, analyzer, cache, ~found, progress, f"{kind} faces {data.dataset.name}")
+        out.append(feature_rows_of(feature_set, view, grays, mirror))
+    return out
 
 
 def lower_covered(data: LandmarkData, visibility: VisibilityModel) -> np.ndarray:

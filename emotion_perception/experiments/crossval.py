@@ -5,6 +5,7 @@ rows; `cross_validate` trains one per fold of a protocol and scores the pooled p
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any, Protocol
 
@@ -45,10 +46,11 @@ class Recipe(Protocol):
 
 class ForestRecipe:
     """Fresh forests on the landmark features of a dataset (feature rows computed once). Forests with a
-    covered-face part also train on `occluded` (`data.face_data.occluded_rows`), and every forest that has one
+    covered-face part also train on `occluded` (`data.face_data.occluded_rows`: the rows under each lower-face
+    occluder), and every forest that has one
     scores the faces the visibility check finds covered below with it."""
 
-    def __init__(self, settings: ForestSettings, data: LandmarkData, occluded: FeatureRows | None = None) -> None:
+    def __init__(self, settings: ForestSettings, data: LandmarkData, occluded: Sequence[FeatureRows] = ()) -> None:
         self.settings = settings
         self.rows = data.feature_rows(settings.feature_set, settings.mirror)
         self.found = data.extracted.found
@@ -58,10 +60,10 @@ class ForestRecipe:
 
     def fit(self, index: np.ndarray, labels: np.ndarray, classes: list[str], groups: np.ndarray, seed: int,
             header: dict[str, Any] | None = None) -> EmotionModel:
-        occluded = None
-        if self.occluded is not None:
-            kept = index[self.occluded.found[index]]
-            occluded = (*self.occluded.at(kept), labels[kept], self.strata[kept])
+        occluded = []
+        for rows in self.occluded:
+            kept = index[rows.found[index]]
+            occluded.append((*rows.at(kept), labels[kept], self.strata[kept]))
         return self.settings.fit(*self.rows.at(index), labels[index], seed, header, self.strata[index], occluded)
 
     def proba(self, model: EmotionModel, index: np.ndarray) -> np.ndarray:

@@ -79,6 +79,8 @@ from emotion_perception.models.tamper import TamperCheck
 ATTACKS = ("clean", "type_a", "type_a_screened", "type_b", "mask", "fgsm", "pgd", "scaling", "scaling_defended",
            "noise", "adaptive")
 # attack -> the image set its test images come from (attacks that change test images)
+# The image sets the covered-face forest trains on: the training faces under each lower-face occluder.
+COVERED_TRAINING_SETS = tuple(f"lower_occluders@{k}" for k in range(len(occlusion.LOWER_KINDS)))
 TEST_SETS = {"clean": "clean", "type_b": "jaw_box", "mask": "mask", "scaling": "scaling",
              "scaling_defended": "scaling_defended"}
 PAPER_ATTACKS = ("clean", "type_a", "type_b", "fgsm")
@@ -363,11 +365,12 @@ class TrialData:
                                        attacks.AttackInputs(faces=[Face.from_landmarks(clean.landmarks[i])]),
                                        s.seed + i)
             return ImageSet(out, applied)
-        if name == "lower_occluders":  # what the covered-face forest trains on (not a test set)
-            clean = self.landmarks("clean")
+        if name == "lower_occluders":  # what the covered-face forest trains on (not a test set): one kind each
+            clean, k = self.landmarks("clean"), int(value)
             out = list(self.grays)
             for i in np.flatnonzero(clean.found):
-                out[i] = occlusion.occlude_lower(self.grays[i], clean.landmarks[i], np.random.default_rng([s.seed, i]))
+                out[i] = occlusion.occlude(self.grays[i], clean.landmarks[i], occlusion.LOWER_KINDS[k],
+                                           np.random.default_rng([s.seed, i, k]))
             return ImageSet(out, clean.found.copy())
         if name == "noise":
             sigma = float(value)
@@ -780,7 +783,8 @@ class CellRunner:
         nothing but the prepared data."""
         data, size = self.data, self.settings.cnn_input_size
         if spec.kind == "forest" and self.settings.covered_forest:
-            data.rows("lower_occluders", spec.feature_set)
+            for key in COVERED_TRAINING_SETS:
+                data.rows(key, spec.feature_set)
             data.covered("clean")
         if attack in POISONING:
             for key in ("clean", "eye_boxes"):
@@ -877,11 +881,11 @@ class CellRunner:
             index = train[rows.found[train]]
             forest = ForestSettings(spec.feature_set, s.n_estimators, s.max_features, s.mirror, s.threads,
                                     covered=s.covered_forest)
-            occluded = None
-            if s.covered_forest:
-                covered_rows = data.rows("lower_occluders", fs)
-                kept = index[covered_rows.found[index]]
-                occluded = (*covered_rows.at(kept), data.labels[kept], None)
+            occluded = []
+            for key in COVERED_TRAINING_SETS if s.covered_forest else ():
+                covered = data.rows(key, fs)
+                kept = index[covered.found[index]]
+                occluded.append((*covered.at(kept), data.labels[kept], None))
             return forest.fit(*rows.at(index), data.labels[index], seed, occluded=occluded)
         view = data.crops("clean", s.cnn_input_size, DEFAULT_MARGIN) if poison is None else data.poisoned_crops(poison)
         crops, found = view.crops, view.found

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -161,20 +162,23 @@ class ForestSettings:
 
     def fit(self, x: np.ndarray, x_mirrored: np.ndarray | None, labels: np.ndarray, seed: int,
             header: dict[str, Any] | None = None, strata: np.ndarray | None = None,
-            occluded: OccludedRows | None = None) -> EmotionModel:
+            occluded: Sequence[OccludedRows] = ()) -> EmotionModel:
         """A forest trained on feature rows (all holding a face), with their mirrored rows when `mirror`;
         `strata` names each row's dataset for the balance (None: one dataset). With `covered` set, `occluded`
-        (the rows of the faces under lower-face occluders) trains the covered forest, with the clean rows."""
+        (the rows of the faces under each lower-face occluder, one entry per occluder) trains the covered forest,
+        with the clean rows."""
         self.check()
-        if self.covered and occluded is None:
+        if self.covered and not occluded:
             raise ValueError("a forest with a covered-face part needs the rows of occluded faces")
         forest = self._train(x, x_mirrored, labels, strata, seed)
         meta = {"n_estimators": self.n_estimators, "max_features": self.max_features, "balance": self.balance,
                 "bag_size": self.bag_size, "seed": seed, "n_train": len(labels), **(header or {})}
         covered = None
-        if self.covered and occluded is not None:
-            covered = self._train(*_stack((x, x_mirrored, labels, strata), occluded), seed)
-            meta["covered"] = {"n_train": len(labels) + len(occluded[2]), "occluders": list(LOWER_KINDS),
+        if self.covered:
+            rows = functools.reduce(_stack, occluded, (x, x_mirrored, labels, strata))
+            covered = self._train(*rows, seed)
+            meta["covered"] = {"n_train": len(rows[2]), "occluders": list(LOWER_KINDS),
+                               "copies": "each face clean and once under each occluder, as dlib re-reads it",
                                "routing": "the visibility check's lower-face flag"}
         return EmotionModel(forest, self.feature_set, self.mirror, meta, covered)
 
@@ -190,7 +194,7 @@ class ForestSettings:
                                      self.n_jobs)
 
 
-# Feature rows, mirrored rows (or None), labels and strata (or None) of faces under lower-face occluders.
+# Feature rows, mirrored rows (or None), labels and strata (or None) of faces under one lower-face occluder.
 OccludedRows = tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray | None]
 
 
