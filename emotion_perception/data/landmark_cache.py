@@ -158,6 +158,8 @@ def landmarks_of_images(
             cached = (faces[0].landmarks, faces[0].box.source == "whole_image") if faces else (None, False)
             if cache:
                 cache.put(key, *cached)
+                if i % 200 == 0:  # other processes may use the cache meanwhile
+                    cache.commit()
         if cached[0] is not None:
             points[i], found[i] = cached[0], True
     if cache:
