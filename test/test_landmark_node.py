@@ -75,7 +75,7 @@ def test_face_keeps_its_id_over_frames(node):
     """The face moves 6 px right a frame: the node follows it (one id) and its box moves with it."""
     faces = [node.answer(happy_frame(shift=6 * step))["faces"] for step in range(6)]
     assert [len(f) for f in faces] == [1] * 6
-    assert len({f[0]["id"] for f in faces}) == 1
+    assert len({f[0]["id"] for f in faces}) == 1, [(f[0]["id"], f[0]["box"], f[0]["label"]) for f in faces]
     lefts = [f[0]["box"][0] for f in faces]
     assert all(abs(b - a - 6) <= 3 for a, b in itertools.pairwise(lefts)), lefts
 
