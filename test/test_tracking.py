@@ -209,6 +209,23 @@ def test_a_jump_between_tracker_updates_is_not_carried_blindly(predictor):
     assert len(faces) == 1 and iou(faces[0].box, truth) > 0.5
 
 
+def test_a_face_uncovered_after_a_jaw_box_keeps_its_box_and_id(predictor):
+    """The landmark node's settings (track_every 5, tiled sweeps): a black box over the jaw for a few frames, then
+    the clean face again. The template taken under the box once matched the uncovered face half a face lower and
+    the box stayed there; now every frame's box stays on the face, under one id."""
+    tracker = make_tracker(predictor, detect_every=15, detect_tiles=2, track_every=5)
+    clean = frame_with_face(100, 60)
+    truth = FaceDetector(whole_image_fallback=False).detect(clean)[0]
+    covered = clean.copy()
+    covered[truth.top + truth.height * 2 // 3 : truth.bottom + 10, truth.left - 5 : truth.right + 5] = 0
+    for covered_frames in (1, 2, 4):
+        frames = [clean] * 2 + [covered] * covered_frames + [clean] * 4
+        faces = [tracker.update(frame) for frame in frames]
+        assert [len(f) for f in faces] == [1] * len(frames)
+        assert len({f[0].id for f in faces}) == 1
+        assert all(abs(f[0].box.top - truth.top) <= 0.1 * truth.height for f in faces), [f[0].box for f in faces]
+
+
 def test_new_detector_settings_take_effect_on_the_next_frame(predictor):
     """A face followed under the old settings that the new ones would not find is gone on the next frame.
     The face moves 6 px right and 3 px down a frame, so following it is tracking, not finding it in place."""

@@ -108,6 +108,9 @@ SEARCH_MARGIN = 0.5
 # Normalised cross-correlation below which a box carried by landmarks is not trusted: the correlation tracker
 # checks it on the same frame (a cut, a jump or an occlusion; smooth video scores about 0.95 and more).
 MIN_MATCH = 0.7
+# A best match farther than this fraction of the box size is not trusted either: a fast move or a false match (the
+# template of a face under a jaw box matched the uncovered face half a face lower); the tracker checks it.
+MAX_SHIFT = 0.25
 # dlib's frontal detector finds faces from about this side (pixels of the image it searches) upwards.
 DETECTOR_MIN_FACE = 80
 # Strips overlap by this many times the largest face the half-scale pass can miss.
@@ -415,7 +418,8 @@ def face_template(gray: np.ndarray, box: FaceBox) -> tuple[np.ndarray, float]:
 
 def template_shift(gray: np.ndarray, track: _Track) -> tuple[float, float] | None:
     """How far (x, y pixels) the face moved since its template was taken, by normalised cross-correlation in a
-    window around its box; None when the best match scores below MIN_MATCH or the window is too small."""
+    window around its box; None when the best match scores below MIN_MATCH, lies farther than MAX_SHIFT of the
+    box size, or the window is too small."""
     if track.template is None:
         return None
     box, scale, template = track.box, track.template_scale, track.template
@@ -428,9 +432,10 @@ def template_shift(gray: np.ndarray, track: _Track) -> tuple[float, float] | Non
         return None
     window = cv2.resize(gray[y0:y1, x0:x1], size, interpolation=cv2.INTER_AREA)
     _, best, _, (mx, my) = cv2.minMaxLoc(cv2.matchTemplate(window, template, cv2.TM_CCOEFF_NORMED))
-    if not best >= MIN_MATCH:
+    dx, dy = x0 + mx / scale - box.left, y0 + my / scale - box.top
+    if not best >= MIN_MATCH or abs(dx) > MAX_SHIFT * box.width or abs(dy) > MAX_SHIFT * box.height:
         return None
-    return x0 + mx / scale - box.left, y0 + my / scale - box.top
+    return dx, dy
 
 
 def _clipped(
