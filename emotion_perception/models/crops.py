@@ -88,10 +88,35 @@ def aligned_crop(gray: np.ndarray, landmarks: np.ndarray, size: int) -> np.ndarr
     at most 2, so that large faces are not aliased; parts outside the image repeat its border pixels."""
     points = np.asarray(landmarks, np.float64)
     matrix = align_matrix(points, size)
-    while np.hypot(*matrix[:, 0]) < 0.5 and min(gray.shape[:2]) >= 4:
-        gray, points = cv2.pyrDown(gray), points / 2
-        matrix = align_matrix(points, size)
-    return cv2.warpAffine(gray, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    height, width = gray.shape[:2]
+    halvings = 0
+    while np.hypot(*matrix[:, 0]) * 2**halvings < 0.5 and min(height, width) >= 4:
+        height, width, halvings = (height + 1) // 2, (width + 1) // 2, halvings + 1
+    for _ in range(halvings):
+        points = points / 2
+    inverse = cv2.invertAffineTransform(align_matrix(points, size))  # crop pixels -> pixels of the halved image
+    if halvings:  # halve only the window the crop reads (pyrDown's 5 taps reach 2 px a level beyond it)
+        gray, origin = _crop_source(gray, matrix, size, halvings)
+        for _ in range(halvings):
+            gray = cv2.pyrDown(gray)
+        inverse[:, 2] -= origin / 2**halvings
+    return cv2.warpAffine(gray, inverse, (size, size), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                          borderMode=cv2.BORDER_REPLICATE)
+
+
+def _crop_source(gray: np.ndarray, matrix: np.ndarray, size: int, halvings: int) -> tuple[np.ndarray, np.ndarray]:
+    """The part of `gray` that an aligned crop of `size` reads after `halvings` pyrDowns, with a margin (also where
+    the crop lies mostly outside the image), its corner on a multiple of 2**halvings (so that every halving sees
+    the same pixels as on the whole image), and that corner."""
+    inverse = cv2.invertAffineTransform(matrix)
+    corners = np.array([[0, 0, 1], [size, 0, 1], [0, size, 1], [size, size, 1]], np.float64) @ inverse.T
+    step, margin = 2**halvings, 4 * 2**halvings + 2
+    height, width = gray.shape[:2]
+    low = np.floor(corners.min(axis=0)).astype(int) - margin
+    x0 = min(max(int(low[0]), 0), max(width - margin, 0)) // step * step
+    y0 = min(max(int(low[1]), 0), max(height - margin, 0)) // step * step
+    x1, y1 = np.ceil(corners.max(axis=0)).astype(int) + margin
+    return gray[y0 : max(int(y1), y0 + 2 * margin), x0 : max(int(x1), x0 + 2 * margin)], np.array([x0, y0], float)
 
 
 @dataclass(frozen=True)
