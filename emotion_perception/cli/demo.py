@@ -26,7 +26,10 @@ from emotion_perception.ros.env import localhost_environment
 
 NODES = (
     ("landmark_emotion_node", ["-p", "autostart:=true", "-p", "reliability:=reliable"]),
-    ("image_source_node", ["-p", f"source:={DEMO_FRAMES}", "-p", "loop:=true", "-p", "wait_for_subscribers:=1"]),
+    # The first frame waits for the landmark node on image and for this command's listener on the ground truth
+    # (its truth was once published before the listener was discovered: the first line came without it).
+    ("image_source_node", ["-p", f"source:={DEMO_FRAMES}", "-p", "loop:=true", "-p", "wait_for_subscribers:=1",
+                           "-p", "wait_for_scorer:=true"]),
 )
 
 
