@@ -33,7 +33,13 @@ from emotion_perception.models.cnn import (
     save_cnn,
 )
 from emotion_perception.models.cnn_training import EarlyStopping, TrainSettings, lr_factor, train_cnn
-from emotion_perception.models.crops import crop_face, landmarks_from_crop, landmarks_in_crop
+from emotion_perception.models.crops import (
+    align_matrix,
+    aligned_crop,
+    crop_face,
+    landmarks_from_crop,
+    landmarks_in_crop,
+)
 
 torch.set_num_threads(1)
 
@@ -176,6 +182,31 @@ def test_crop_outside_the_image_repeats_the_border():
     crop = crop_face(gray, FaceBox(60, 10, 140, 90, 1.0, "detector"), 48)  # right half lies outside
     assert crop.shape == (48, 48)
     assert crop[:, -5:].min() == 200  # padded with the border value, not black
+
+
+def whole_image_aligned_crop(gray: np.ndarray, landmarks: np.ndarray, size: int) -> np.ndarray:
+    """The aligned crop as first written: the whole image halved until the warp shrinks by at most 2."""
+    points = np.asarray(landmarks, np.float64)
+    matrix = align_matrix(points, size)
+    while np.hypot(*matrix[:, 0]) < 0.5 and min(gray.shape[:2]) >= 4:
+        gray, points = cv2.pyrDown(gray), points / 2
+        matrix = align_matrix(points, size)
+    return cv2.warpAffine(gray, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def test_aligned_crop_halves_only_its_window_and_gives_the_whole_image_crop():
+    """Faces small and large (up to 16 halvings' worth), rotated, inside and partly or wholly outside the frame:
+    the crop equals the whole-image one to within a grey level (the warp's fixed-point rounding)."""
+    gray = cv2.resize(astronaut_gray(), (1100, 800))
+    [face] = FaceAnalyzer(FaceDetector()).analyze(astronaut_gray())
+    base = face.landmarks - face.landmarks.mean(axis=0)
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        angle, scale = rng.uniform(-0.6, 0.6), np.exp(rng.uniform(np.log(0.1), np.log(8)))
+        rotation = scale * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+        points = base @ rotation.T + rng.uniform((-300, -300), (1400, 1100))
+        crop, reference = aligned_crop(gray, points, 48), whole_image_aligned_crop(gray, points, 48)
+        assert np.abs(crop.astype(int) - reference).max() <= 1
 
 
 def test_augmented_landmarks_follow_the_pixels():
