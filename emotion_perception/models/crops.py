@@ -92,11 +92,10 @@ def aligned_crop(gray: np.ndarray, landmarks: np.ndarray, size: int) -> np.ndarr
     halvings = 0
     while np.hypot(*matrix[:, 0]) * 2**halvings < 0.5 and min(height, width) >= 4:
         height, width, halvings = (height + 1) // 2, (width + 1) // 2, halvings + 1
-    for _ in range(halvings):
-        points = points / 2
-    inverse = cv2.invertAffineTransform(align_matrix(points, size))  # crop pixels -> pixels of the halved image
+    # crop pixels -> pixels of the halved image (halving by powers of 2 is exact, as the repeated halving was)
+    inverse = cv2.invertAffineTransform(align_matrix(points / 2**halvings, size))
     if halvings:  # halve only the window the crop reads (pyrDown's 5 taps reach 2 px a level beyond it)
-        gray, origin = _crop_source(gray, matrix, size, halvings)
+        gray, origin = _crop_source(gray, inverse, size, halvings)
         for _ in range(halvings):
             gray = cv2.pyrDown(gray)
         inverse[:, 2] -= origin / 2**halvings
@@ -104,13 +103,12 @@ def aligned_crop(gray: np.ndarray, landmarks: np.ndarray, size: int) -> np.ndarr
                           borderMode=cv2.BORDER_REPLICATE)
 
 
-def _crop_source(gray: np.ndarray, matrix: np.ndarray, size: int, halvings: int) -> tuple[np.ndarray, np.ndarray]:
-    """The part of `gray` that an aligned crop of `size` reads after `halvings` pyrDowns, with a margin (also where
-    the crop lies mostly outside the image), its corner on a multiple of 2**halvings (so that every halving sees
-    the same pixels as on the whole image), and that corner."""
-    inverse = cv2.invertAffineTransform(matrix)
-    corners = np.array([[0, 0, 1], [size, 0, 1], [0, size, 1], [size, size, 1]], np.float64) @ inverse.T
+def _crop_source(gray: np.ndarray, inverse: np.ndarray, size: int, halvings: int) -> tuple[np.ndarray, np.ndarray]:
+    """The part of `gray` that an aligned crop of `size` reads after `halvings` pyrDowns (`inverse`: crop pixels ->
+    pixels of the halved image), with a margin (also where the crop lies mostly outside the image), its corner on a
+    multiple of 2**halvings (so that every halving sees the same pixels as on the whole image), and that corner."""
     step, margin = 2**halvings, 4 * 2**halvings + 2
+    corners = step * (np.array([[0, 0, 1], [size, 0, 1], [0, size, 1], [size, size, 1]], np.float64) @ inverse.T)
     height, width = gray.shape[:2]
     low = np.floor(corners.min(axis=0)).astype(int) - margin
     x0 = min(max(int(low[0]), 0), max(width - margin, 0)) // step * step

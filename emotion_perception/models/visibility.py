@@ -54,7 +54,8 @@ def region_statistics(crop: np.ndarray) -> np.ndarray:
     smooth = (laplacian < 4).view(np.uint8)
     out = []
     for rows, cols in WINDOWS.values():
-        region, n = pixels[rows, cols], pixels[rows, cols].size
+        region = pixels[rows, cols]
+        n = region.size
         mean, std = (float(v[0, 0]) for v in cv2.meanStdDev(region))
         flat = (np.abs(region - np.median(region)) <= 2).view(np.uint8)
         row_edges, col_edges = gy[rows, cols].sum(axis=1), gx[rows, cols].sum(axis=0)
