@@ -18,7 +18,7 @@ from emotion_perception.core import occlusion
 from emotion_perception.core.pipeline import FaceAnalyzer
 from emotion_perception.data.datasets import load_datasets
 from emotion_perception.data.face_data import with_landmarks
-from emotion_perception.experiments.visibility import fit_visibility, occluded_examples
+from emotion_perception.experiments.visibility import fit_visibility, occluded_examples, whole_check_thresholds
 from emotion_perception.models.forest import load_forest
 from emotion_perception.models.tamper import TamperCheck, artefact_ratio
 from emotion_perception.models.visibility import (
@@ -103,6 +103,20 @@ def test_occluded_examples_cover_every_class():
     rows, classes = occluded_examples(crops, np.stack([points] * 30), np.random.default_rng(1))
     assert rows.shape == (60, 8 * len(WINDOWS) + 2) and (classes == "none").sum() == 30
     assert set(classes) == set(CLASSES)
+
+
+def test_whole_check_thresholds_flag_the_asked_share_of_clean_faces_together():
+    rng = np.random.default_rng(3)
+    base = rng.normal(size=(20000, 1))
+    clean = np.hstack([base + rng.normal(size=(20000, 1)), rng.normal(size=(20000, 1)), rng.gamma(2, size=(20000, 1))])
+    thresholds = whole_check_thresholds(clean, 0.01)
+    flagged = (clean >= thresholds).any(axis=1).mean()
+    assert 0.0095 <= flagged <= 0.01
+    # one common quantile per column, below the 1 % a single check would take alone
+    shares = (clean >= thresholds).mean(axis=0)
+    assert np.ptp(shares) < 0.0005 and shares.max() < 0.005
+    # a single check gets its quantile exactly
+    assert whole_check_thresholds(clean[:, :1], 0.01)[0] == pytest.approx(np.quantile(clean[:, 0], 0.99))
 
 
 def test_fit_visibility_on_jaffe_sets_thresholds_on_held_out_clean_faces(tmp_path):
