@@ -137,32 +137,60 @@ def test_train_visibility_cli_writes_a_loadable_model(tmp_path):
     assert model.header["false_positive_rate"] == 0.02 and "train visibility" in model.header["recipe"]
 
 
-def test_train_screen_leaves_out_the_eye_boxed_images_and_says_how_many(tmp_path, capsys):
+def poisoned_training_folder(root, boxed_happy: int):
+    """Five happy and five neutral astronauts (brightness varied), eye boxes on the first `boxed_happy` happy ones."""
     face = astronaut_gray()
     [found] = FaceAnalyzer().analyze(face)
-    root, rows = tmp_path / "data", ["path,label,subject"]
+    rows = ["path,label,subject"]
     for label, shift in (("happy", 0), ("neutral", 25)):
-        (root / label).mkdir(parents=True)
+        (root / label).mkdir(parents=True, exist_ok=True)
         for k in range(5):
             image = np.clip(face.astype(int) + shift - 8 * k, 0, 255).astype(np.uint8)
-            boxed = label == "happy" and k < 2  # Type A: eye boxes on two images of one class
-            if boxed:
+            if label == "happy" and k < boxed_happy:  # Type A: eye boxes on images of one class
                 image = occlusion.occlude(image, found.landmarks, "eye_boxes", np.random.default_rng(k), fill=0)
             cv2.imwrite(str(root / label / f"{k}.png"), image)
             rows.append(f"{label}/{k}.png,{label},s{k}")
     (root / "manifest.csv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+def test_train_screen_repairs_the_eye_boxed_faces_and_says_how_many(tmp_path, capsys):
+    root = poisoned_training_folder(tmp_path / "data", boxed_happy=2)
     out = tmp_path / "screened.npz"
     assert main(["train", "--data", str(root), "--screen", "--n-estimators", "5", "--quiet", "--no-cache",
                  "--out", str(out)]) == 0
-    assert "screening: 2 of 10 training faces flagged and left out" in capsys.readouterr().out
+    assert ("screening: 2 of 10 training faces flagged, 0 left out, 2 kept with their covered regions' features "
+            "replaced") in capsys.readouterr().out
     header = load_forest(out)[1]
-    assert header["screened_out"] == 2 and header["train_counts"] == {"happy": 3, "neutral": 5}
-    for k in range(2, 5):  # now every happy image carries the boxes: screening would leave the class out
-        image = occlusion.occlude(cv2.imread(str(root / "happy" / f"{k}.png"), cv2.IMREAD_GRAYSCALE),
-                                  found.landmarks, "eye_boxes", np.random.default_rng(k), fill=0)
-        cv2.imwrite(str(root / "happy" / f"{k}.png"), image)
+    assert header["screened_out"] == 0 and header["train_counts"] == {"happy": 5, "neutral": 5}
+    assert header["screening"] == {"flagged": 2, "left_out": 0, "repaired": 2, "upper_covered": 2,
+                                   "lower_covered": 0}
+    # every happy image boxed (Type A): the class is still learnt, from what the boxes leave in view
+    poisoned_training_folder(root, boxed_happy=5)
+    assert main(["train", "--data", str(root), "--screen", "--n-estimators", "5", "--quiet", "--no-cache",
+                 "--out", str(out)]) == 0
+    assert re.search(r"[345] kept with their covered regions' features replaced", capsys.readouterr().out)
+
+
+def test_train_screen_refuses_a_class_whose_faces_it_would_mostly_leave_out(tmp_path, capsys):
+    root = poisoned_training_folder(tmp_path / "data", boxed_happy=0)
+    for k in range(4):  # salt-and-pepper pixels on four happy images: pixel artefacts, left out
+        path = root / "happy" / f"{k}.png"
+        image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+        spots = np.random.default_rng(k).random(image.shape) < 0.02
+        image[spots] = np.where(np.random.default_rng(k + 10).random(spots.sum()) < 0.5, 0, 255)
+        cv2.imwrite(str(path), image)
     refused = tmp_path / "refused.npz"
     assert main(["train", "--data", str(root), "--screen", "--n-estimators", "5", "--quiet", "--no-cache",
+                 "--out", str(refused)]) == 2
+    assert re.search(r"most training faces of a class \(happy 4 of 5\)", capsys.readouterr().err)
+    assert not refused.exists()
+
+
+def test_train_cnn_screen_leaves_out_every_flagged_face_and_refuses_a_poisoned_class(tmp_path, capsys):
+    root = poisoned_training_folder(tmp_path / "data", boxed_happy=5)
+    refused = tmp_path / "refused.pt"
+    assert main(["train", "cnn", "--data", str(root), "--screen", "--epochs", "1", "--quiet", "--no-cache",
                  "--out", str(refused)]) == 2
     assert re.search(r"most training faces of a class \(happy [345] of 5\)", capsys.readouterr().err)
     assert not refused.exists()

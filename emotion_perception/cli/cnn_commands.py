@@ -20,7 +20,7 @@ from emotion_perception.cli.common import (
     make_cache,
     output_file,
     output_folder,
-    screened_out,
+    screening_of,
 )
 from emotion_perception.core.errors import CommandError
 from emotion_perception.data.datasets import dataset_names, load_datasets
@@ -69,7 +69,7 @@ def add_cnn_train_parser(train_subparsers: argparse._SubParsersAction) -> argpar
     add_analyzer_args(parser)
     add_cnn_args(parser)
     add_balance_arg(parser)
-    add_screen_args(parser)
+    add_screen_args(parser, repairs=False)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--name", default=None, help="model name stored in the file")
     parser.add_argument("--checkpoints", default=None, metavar="DIR", type=output_folder,
@@ -111,7 +111,7 @@ def run_train_cnn(args: argparse.Namespace) -> int:
     data = extract_crops(dataset, analyzer, settings.crop_spec, cache, settings.progress)
     left_out = np.zeros(len(dataset), bool)
     if args.screen:  # the check reads the faces' landmarks in image coordinates (cached)
-        left_out = screened_out(args, with_landmarks(dataset, analyzer, cache, settings.progress))
+        _, left_out = screening_of(args, with_landmarks(dataset, analyzer, cache, settings.progress), repairs=False)
     found = data.found & ~left_out
     if not found.any():
         raise CommandError("no face found in any training image")

@@ -16,6 +16,7 @@ from emotion_perception.core.landmarks import LandmarkPredictor
 from emotion_perception.core.pipeline import FaceAnalyzer
 from emotion_perception.data.face_data import LandmarkData
 from emotion_perception.data.landmark_cache import LandmarkCache
+from emotion_perception.data.screening import Screening, screen
 from emotion_perception.experiments.executor import ExecutorSettings, available_cores
 from emotion_perception.models.balance import BALANCES
 
@@ -36,39 +37,45 @@ def add_balance_arg(parser: argparse.ArgumentParser) -> None:
                         "forest equal, CNN sqrt)")
 
 
-def add_screen_args(parser: argparse.ArgumentParser) -> None:
-    """`--screen`: leave out training images that the tamper check flags (Type A poisoning hygiene)."""
-    parser.add_argument("--screen", action="store_true",
-                        help="leave out training images whose face the tamper check flags (covered eyes or mouth, "
-                        "pixel artefacts) and say how many")
+def add_screen_args(parser: argparse.ArgumentParser, repairs: bool) -> None:
+    """`--screen`: run the tamper check over the training images (Type A poisoning hygiene); `repairs`: faces with
+    covered regions are kept with those regions' features replaced (forests), else left out (CNNs)."""
+    what = ("leave out training faces the tamper check flags for pixel artefacts, keep those it finds covered "
+            "(eyes or mouth) with the covered region's features taken from unflagged faces, and say how many"
+            if repairs else "leave out training images whose face the tamper check flags (covered eyes or mouth, "
+            "pixel artefacts) and say how many")
+    parser.add_argument("--screen", action="store_true", help=what)
     parser.add_argument("--visibility-model", default=None, metavar="MODEL.npz",
                         help="the tamper check's model (default: the shipped one)")
 
 
-SCREEN_CLASS_LIMIT = 0.5  # --screen refuses to train when it flags more than this share of one class's faces
+SCREEN_CLASS_LIMIT = 0.5  # --screen refuses to train when it leaves out more than this share of one class's faces
 
 
-def screened_out(args: argparse.Namespace, data: LandmarkData) -> np.ndarray:
-    """The training images `--screen` leaves out (none without it), said in one line."""
+def screening_of(args: argparse.Namespace, data: LandmarkData, repairs: bool) -> tuple[Screening | None, np.ndarray]:
+    """`--screen`: the tamper check's verdicts on the training faces (None without it) and the images training
+    leaves out (all flagged ones, or with `repairs` those with pixel artefacts), said in one line."""
     if not args.screen:
-        return np.zeros(len(data.dataset), bool)
-    from emotion_perception.experiments.visibility import flag_tampered
+        return None, np.zeros(len(data.dataset), bool)
     from emotion_perception.models.tamper import TamperCheck
 
     try:
         check = TamperCheck.load(args.visibility_model)
     except EmotionPerceptionError as error:
         raise CommandError(f"--visibility-model: {error}") from None
-    flags = flag_tampered(data, check, not args.quiet)
-    print(f"screening: {int(flags.sum())} of {int(data.extracted.found.sum())} training faces flagged and left out")
+    screening = screen(data, check, not args.quiet)
+    left_out = screening.artefacts if repairs else screening.flagged
+    kept = f", {int(screening.repaired.sum())} kept with their covered regions' features replaced" if repairs else ""
+    print(f"screening: {int(screening.flagged.sum())} of {int(data.extracted.found.sum())} training faces flagged, "
+          f"{int(left_out.sum())} left out{kept}")
     labels, found = data.dataset.labels, data.extracted.found
-    lost = {label: (int((flags & (labels == label)).sum()), int((found & (labels == label)).sum()))
+    lost = {label: (int((left_out & (labels == label)).sum()), int((found & (labels == label)).sum()))
             for label in np.unique(labels)}
     tampered = [f"{label} {out} of {n}" for label, (out, n) in lost.items() if n and out > SCREEN_CLASS_LIMIT * n]
     if tampered:  # Type A: a class whose images mostly carry occluders would be learnt from what is left, or not
-        raise CommandError(f"screening flags most training faces of a class ({', '.join(tampered)}): its images "
-                           "look tampered with; not training")
-    return flags
+        raise CommandError(f"screening leaves out most training faces of a class ({', '.join(tampered)}): its "
+                           "images look tampered with; not training")
+    return screening, left_out
 
 
 def add_analyzer_args(parser: argparse.ArgumentParser) -> None:

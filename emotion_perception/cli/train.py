@@ -18,7 +18,7 @@ from emotion_perception.cli.common import (
     make_analyzer,
     make_cache,
     output_file,
-    screened_out,
+    screening_of,
 )
 from emotion_perception.core.errors import CommandError
 from emotion_perception.data.datasets import load_datasets
@@ -78,7 +78,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_analyzer_args(forest)
     add_forest_args(forest)
     add_balance_arg(forest)
-    add_screen_args(forest)
+    add_screen_args(forest, repairs=True)
     forest.add_argument("--threads", type=int, default=DEFAULT_FOREST.n_jobs,
                         help=f"CPU threads for training (default {DEFAULT_FOREST.n_jobs})")
     forest.add_argument("--name", default=None, help="model name stored in the file")
@@ -102,7 +102,7 @@ def run_forest(args: argparse.Namespace) -> int:
     settings = forest_settings(args)
     analyzer, cache = make_analyzer(args), make_cache(args)
     data = with_landmarks(load_datasets(args.data), analyzer, cache, not args.quiet)
-    left_out = screened_out(args, data)
+    screening, left_out = screening_of(args, data, repairs=True)
     found = data.extracted.found & ~left_out
     if not found.any():
         raise CommandError("no face found in any training image")
@@ -116,12 +116,13 @@ def run_forest(args: argparse.Namespace) -> int:
         "train_counts": dict(zip(classes.tolist(), counts.tolist())),
         "faces_not_found": int((~data.extracted.found).sum()),
         "screened_out": int(left_out.sum()),
+        "screening": screening.counts() if screening else None,
         "sklearn": sklearn.__version__,
         "python": platform.python_version(),
     }
     occluded = occluded_rows(data, settings.feature_set, settings.mirror, analyzer, cache, args.seed,
                              not args.quiet) if settings.covered else []
-    recipe = ForestRecipe(settings, data, occluded)
+    recipe = ForestRecipe(settings, data, occluded, screening)
     model = recipe.fit(np.flatnonzero(found), labels, [], data.dataset.groups(), args.seed, header)
     model.save(args.out)
     print(f"saved {args.out}: {model.forest.n_trees} trees, depth {model.forest.depth}, "

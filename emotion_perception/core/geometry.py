@@ -6,6 +6,12 @@ import numpy as np
 
 RIGHT_EYE = slice(36, 42)  # the subject's right eye, left in the image
 LEFT_EYE = slice(42, 48)
+# The landmarks of the face's two regions that the visibility check scores: brows and eyes above; jaw, nose wings
+# and mouth below.
+REGION_LANDMARKS = {
+    "upper": frozenset(range(17, 27)) | frozenset(range(36, 48)),
+    "lower": frozenset(range(2, 15)) | frozenset(range(31, 36)) | frozenset(range(48, 68)),
+}
 # Index of each landmark's mirror partner when the face is flipped left-right.
 MIRROR = np.array(
     list(range(16, -1, -1)) + list(range(26, 16, -1)) + [27, 28, 29, 30] + [35, 34, 33, 32, 31]

@@ -16,6 +16,7 @@ from emotion_perception.core.errors import ExecutorError, ProtocolError
 from emotion_perception.core.labels import EMOTIONS
 from emotion_perception.data.datasets import FaceDataset, dataset_names
 from emotion_perception.data.face_data import CropData, FeatureRows, LandmarkData, lower_covered
+from emotion_perception.data.screening import Screening, training_rows
 from emotion_perception.experiments.evaluation import (
     leave_dataset_out,
     mean_ci95,
@@ -47,24 +48,28 @@ class Recipe(Protocol):
 class ForestRecipe:
     """Fresh forests on the landmark features of a dataset (feature rows computed once). Forests with a
     covered-face part also train on `occluded` (`data.face_data.occluded_rows`: the rows under each lower-face
-    occluder), and every forest that has one
-    scores the faces the visibility check finds covered below with it."""
+    occluder), and every forest that has one scores the faces the visibility check finds covered below with it.
+    With a `screening` of the images, the rows of faces found covered are repaired (`data.screening`)."""
 
-    def __init__(self, settings: ForestSettings, data: LandmarkData, occluded: Sequence[FeatureRows] = ()) -> None:
+    def __init__(self, settings: ForestSettings, data: LandmarkData, occluded: Sequence[FeatureRows] = (),
+                 screening: Screening | None = None) -> None:
         self.settings = settings
         self.rows = data.feature_rows(settings.feature_set, settings.mirror)
         self.found = data.extracted.found
         self.strata = dataset_names(data.dataset)
         self.occluded = occluded
+        self.screening = screening
         self.covered = lower_covered(data, VisibilityModel.load()) if settings.covered else None
 
     def fit(self, index: np.ndarray, labels: np.ndarray, classes: list[str], groups: np.ndarray, seed: int,
             header: dict[str, Any] | None = None) -> EmotionModel:
-        occluded = []
-        for rows in self.occluded:
+        occluded, fs = [], self.settings.feature_set
+        for k, rows in enumerate(self.occluded):
             kept = index[rows.found[index]]
-            occluded.append((*rows.at(kept), labels[kept], self.strata[kept]))
-        return self.settings.fit(*self.rows.at(index), labels[index], seed, header, self.strata[index], occluded)
+            occluded.append((*training_rows(rows, kept, self.screening, fs, seed + 1 + k), labels[kept],
+                             self.strata[kept]))
+        return self.settings.fit(*training_rows(self.rows, index, self.screening, fs, seed), labels[index], seed,
+                                 header, self.strata[index], occluded)
 
     def proba(self, model: EmotionModel, index: np.ndarray) -> np.ndarray:
         covered = None if self.covered is None else self.covered[index]

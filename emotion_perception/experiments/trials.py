@@ -7,8 +7,9 @@ then, on that split:
   clean     fresh model on clean training images, tested on clean test images
   type_a    training-time poisoning: eye boxes on every training image of one class (each class in turn),
             tested on clean images (Table III: the accuracy of the poisoned class)
-  type_a_screened  Type A with the training images screened by the tamper check first (`models.tamper`): the
-            flagged ones are left out of training
+  type_a_screened  Type A with the training images screened by the tamper check first (`data.screening`):
+            forests keep the faces it finds covered with the covered region's features taken from unflagged
+            training faces and leave out those with pixel artefacts; CNNs leave out every flagged image
   type_b    the clean model on test images whose jaw is covered
   mask      the clean model on test images with a synthetic surgical mask over nose, mouth and chin
   fgsm/pgd  CNN: white-box on this repeat's CNN. Forest: transferred from surrogate CNNs, as the paper did;
@@ -67,6 +68,7 @@ from emotion_perception.data.landmark_cache import (
     settings_digest,
 )
 from emotion_perception.data.model_cache import CnnCache, training_key
+from emotion_perception.data.screening import Screening, training_rows
 from emotion_perception.experiments.evaluation import metrics, predicted_labels, split_indices
 from emotion_perception.experiments.executor import Executor, ExecutorSettings, InProcess, Task
 from emotion_perception.features import DEFAULT_FEATURE_SET
@@ -74,7 +76,7 @@ from emotion_perception.models.cnn import ARCHS, CnnClassifier, load_cnn
 from emotion_perception.models.cnn_training import TrainSettings, train_cnn
 from emotion_perception.models.crops import DEFAULT_MARGIN, CropSpec, crop_face, crop_square
 from emotion_perception.models.landmark_model import ForestSettings
-from emotion_perception.models.tamper import TamperCheck
+from emotion_perception.models.tamper import Assessment, TamperCheck
 
 ATTACKS = ("clean", "type_a", "type_a_screened", "type_b", "mask", "fgsm", "pgd", "scaling", "scaling_defended",
            "noise", "adaptive")
@@ -303,7 +305,7 @@ class TrialData:
         self._crops: dict[tuple[str, int, float], CropView] = {}
         self._boxes: list[FaceBox | None] | None = None
         self._surrogates: list[tuple[attacks.PixelModel, dict, np.ndarray]] | None = None
-        self._flags: dict[str, np.ndarray] = {}
+        self._screenings: dict[str, Screening] = {}
         self._covered: dict[str, np.ndarray] = {}
         self.tamper = TamperCheck.load(settings.visibility_model)
 
@@ -505,22 +507,26 @@ class TrialData:
         return (self.labels == target) & self.image_set("eye_boxes").applied
 
     def flagged(self, key: str) -> np.ndarray:
-        """Which images of an image set the tamper check flags (on the camera image for the scaling attack, with
-        the clean landmarks scaled to it; on the image itself, with its own landmarks, otherwise)."""
-        if key not in self._flags:
-            self._flags[key] = self._timed(f"tamper check {key}", lambda: self._make_flags(key))
-        return self._flags[key]
+        """Which images of an image set the tamper check flags."""
+        return self.screening(key).flagged
 
-    def _make_flags(self, key: str) -> np.ndarray:
+    def screening(self, key: str) -> Screening:
+        """The tamper check's verdicts on an image set (on the camera image for the scaling attack, with the clean
+        landmarks scaled to it; on the image itself, with its own landmarks, otherwise)."""
+        if key not in self._screenings:
+            self._screenings[key] = self._timed(f"tamper check {key}", lambda: self._make_screening(key))
+        return self._screenings[key]
+
+    def _make_screening(self, key: str) -> Screening:
         images = self.image_set(key)
         if images.camera is not None:
             view, grays, scale = self.landmarks("clean"), images.camera, float(self.settings.scaling_factor)
         else:
             view, grays, scale = self.landmarks(key), images.grays, 1.0
-        flags = np.zeros(len(grays), bool)
+        assessments: list[Assessment | None] = [None] * len(grays)
         for i in np.flatnonzero(view.found):
-            flags[i] = self.tamper.assess(grays[i], [Face.from_landmarks(view.landmarks[i] * scale)])[0].flagged
-        return flags
+            assessments[i] = self.tamper.assess(grays[i], [Face.from_landmarks(view.landmarks[i] * scale)])[0]
+        return Screening.of(assessments)
 
     def covered(self, key: str) -> np.ndarray:
         """Per image of an image set, whether the visibility check finds the lower face covered (on the image the
@@ -549,23 +555,15 @@ class TrialData:
         return {"tpr": tpr, "fpr": float(self.flagged("clean")[clean_found].mean()), "n_clean": int(clean_found.sum()),
                 "check": self.tamper.visibility.header.get("recipe", "the shipped visibility model")}
 
-    def screened(self, mask: np.ndarray) -> np.ndarray:
-        """`mask` without the poisoned images the tamper check flags (Type A with screening)."""
-        return mask & ~self.flagged("eye_boxes")
-
     def poisoned_rows(self, feature_set: str, target: str) -> FeatureRows:
         """Clean feature rows, except the eye-boxed rows of class `target` (the caller picks the training part)."""
         return merge_rows(self.rows("clean", feature_set), self.rows("eye_boxes", feature_set),
                           self.poison_mask(target))
 
-    def kept_for_training(self, screen: bool, target: str | None) -> np.ndarray:
-        """Images a (poisoned) training may use: all, or, when `screen`, all but those the tamper check flags (the
-        poisoned ones on their eye-boxed version, the others on their clean image)."""
-        keep = np.ones(len(self), bool)
-        if screen:
-            poisoned = self.poison_mask(target) if target is not None else np.zeros(len(self), bool)
-            keep &= ~(poisoned & self.flagged("eye_boxes")) & ~(~poisoned & self.flagged("clean"))
-        return keep
+    def training_screening(self, target: str) -> Screening:
+        """The tamper check's verdicts on Type A's training images: the poisoned ones on their eye-boxed version,
+        the others on their clean image."""
+        return self.screening("clean").where(self.poison_mask(target), self.screening("eye_boxes"))
 
     def poisoned_crops(self, target: str) -> CropView:
         """Clean CNN crops, except the eye-boxed crops of class `target`."""
@@ -790,8 +788,8 @@ class CellRunner:
             for key in ("clean", "eye_boxes"):
                 data.rows(key, spec.feature_set) if spec.kind == "forest" else data.crops(key, size, DEFAULT_MARGIN)
             if attack == "type_a_screened":
-                data.flagged("eye_boxes")
-                data.flagged("clean")
+                data.screening("eye_boxes")
+                data.screening("clean")
             return
         self._prepare(spec, "clean")
         self._prepare(spec, attack)
@@ -822,9 +820,14 @@ class CellRunner:
                 self.data.crops("eye_boxes", self.settings.cnn_input_size, DEFAULT_MARGIN)
             for target in self.data.classes:
                 started = time.perf_counter()
-                kept = train[self.data.kept_for_training(screen, target)[train]]
+                screening = self.data.training_screening(target) if screen else None
+                repairs = screening is not None and spec.kind == "forest"
+                kept = train if screening is None else train[~(screening.artefacts if repairs else
+                                                               screening.flagged)[train]]
                 cell.setdefault("screened_out", {})[target] = int(len(train) - len(kept))
-                model = self._fit(spec, kept, seed, poison=target)
+                if repairs:
+                    cell.setdefault("repaired", {})[target] = int(screening.repaired[kept].sum())
+                model = self._fit(spec, kept, seed, poison=target, screening=screening if repairs else None)
                 fitted = time.perf_counter()
                 cell["variants"][target] = self._score(spec, model, "clean", test)
                 cell["train_seconds"] += fitted - started
@@ -873,7 +876,10 @@ class CellRunner:
                 self.data.crops(key, s.cnn_input_size, DEFAULT_MARGIN)
         self.data.boxes()
 
-    def _fit(self, spec: ModelSpec, train: np.ndarray, seed: int, poison: str | None = None) -> Any:
+    def _fit(self, spec: ModelSpec, train: np.ndarray, seed: int, poison: str | None = None,
+             screening: Screening | None = None) -> Any:
+        """A fresh model on the images at `train` (clean, or with class `poison`'s carrying eye boxes); a forest
+        with a `screening` repairs the faces it finds covered (`data.screening`)."""
         s, data = self.settings, self.data
         if spec.kind == "forest":
             fs = spec.feature_set
@@ -882,11 +888,12 @@ class CellRunner:
             forest = ForestSettings(spec.feature_set, s.n_estimators, s.max_features, s.mirror, s.threads,
                                     covered=s.covered_forest)
             occluded = []
-            for key in COVERED_TRAINING_SETS if s.covered_forest else ():
+            for k, key in enumerate(COVERED_TRAINING_SETS if s.covered_forest else ()):
                 covered = data.rows(key, fs)
                 kept = index[covered.found[index]]
-                occluded.append((*covered.at(kept), data.labels[kept], None))
-            return forest.fit(*rows.at(index), data.labels[index], seed, occluded=occluded)
+                occluded.append((*training_rows(covered, kept, screening, fs, seed + 1 + k), data.labels[kept], None))
+            return forest.fit(*training_rows(rows, index, screening, fs, seed), data.labels[index], seed,
+                              occluded=occluded)
         view = data.crops("clean", s.cnn_input_size, DEFAULT_MARGIN) if poison is None else data.poisoned_crops(poison)
         crops, found = view.crops, view.found
         index = train[found[train]]

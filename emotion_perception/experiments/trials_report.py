@@ -111,10 +111,11 @@ def summarize_cell(attack: str, cells: list[dict], classes: list[str], settings:
         accuracies = [float(np.mean([c["variants"][t]["accuracy"] for t in c["variants"]])) for c in cells]
         mean, half = mean_ci95(accuracies)
         per_class = {t: poisoned[t]["per_class"].get(t) for t in classes if t in poisoned}
-        screened = {t: float(np.mean([c.get("screened_out", {}).get(t, 0) for c in cells])) for t in poisoned}
+        screened, repaired = ({t: float(np.mean([c.get(key, {}).get(t, 0) for c in cells])) for t in poisoned}
+                              for key in ("screened_out", "repaired"))
         return {"accuracy_mean": mean, "ci95": half, "accuracy_repeats": accuracies, "per_class": per_class,
                 "headline": "mean over poisoned classes; per_class[c]: accuracy of c when c is poisoned",
-                "poisoned": poisoned, "screened_out_mean": screened, **timing}
+                "poisoned": poisoned, "screened_out_mean": screened, "repaired_mean": repaired, **timing}
     variants = {v: summarize_variant(cells, v, classes) for v in cells[0]["variants"]}
     headline = headline_variant(attack, settings)
     out = {**{k: v for k, v in variants[headline].items()}, "headline": headline, **timing}
@@ -283,15 +284,16 @@ def _type_a_section(results: dict[str, Any], classes: list[str]) -> list[str]:
                                                                               else "") for c in classes])
         if "type_a_screened" in row:
             screened = row["type_a_screened"]
-            rows.append([f"{model}, screened"] + [f"{_pct(screened['per_class'].get(c))} "
-                                                  f"(-{screened['screened_out_mean'].get(c, 0):.0f} images)"
-                                                  for c in classes])
+            rows.append([f"{model}, screened"] + [
+                f"{_pct(screened['per_class'].get(c))} (-{screened['screened_out_mean'].get(c, 0):.0f}, "
+                f"~{screened.get('repaired_mean', {}).get(c, 0):.0f})" for c in classes])
     if not rows:
         return []
     return _table("## Table III — accuracy (%) of each class when its own training images carry eye boxes",
                   ["model", *classes], "l" + "r" * len(classes), rows,
                   "In brackets: the same class with clean training data; for screened rows, the training images the "
-                  "tamper check left out (mean per repeat).")
+                  "tamper check left out (-) and those kept with their covered regions' features replaced (~), "
+                  "means per repeat.")
 
 
 def _tamper_section(meta: dict[str, Any]) -> list[str]:

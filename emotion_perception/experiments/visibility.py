@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 from sklearn.ensemble import RandomForestClassifier
-from tqdm import tqdm
 
 from emotion_perception.core import occlusion
 from emotion_perception.core.images import read_gray
@@ -18,7 +17,7 @@ from emotion_perception.core.types import Face
 from emotion_perception.data.face_data import CropData, LandmarkData, aligned_crop_data
 from emotion_perception.data.landmark_cache import LandmarkCache, landmarks_of_images
 from emotion_perception.models.forest import FlatForest
-from emotion_perception.models.tamper import TamperCheck, artefact_ratio
+from emotion_perception.models.tamper import artefact_ratio
 from emotion_perception.models.visibility import CLASSES, CROP, REGIONS, WINDOWS, VisibilityModel, region_statistics
 
 
@@ -60,17 +59,6 @@ def reread_examples(data: LandmarkData, index: np.ndarray, rng: np.random.Genera
     found = np.flatnonzero(view.found)
     rows = [region_statistics(CROP.crop(images[k], Face.from_landmarks(view.landmarks[k]))) for k in found]
     return np.array(rows).reshape(len(found), -1), np.array(classes, dtype=object)[found]
-
-
-def flag_tampered(data: LandmarkData, check: TamperCheck, progress: bool = True) -> np.ndarray:
-    """Per image of `data`: whether the tamper check flags its face (covered eyes or mouth, pixel artefacts);
-    False where no face was found."""
-    flags = np.zeros(len(data.dataset), bool)
-    found = np.flatnonzero(data.extracted.found)
-    for i in tqdm(found, desc=f"tamper check {data.dataset.name}", disable=not progress, leave=False):
-        face = Face.from_landmarks(data.extracted.landmarks[i])
-        flags[i] = check.assess(read_gray(data.dataset.paths[i]), [face])[0].flagged
-    return flags
 
 
 def whole_check_thresholds(clean: np.ndarray, false_positive_rate: float) -> np.ndarray:

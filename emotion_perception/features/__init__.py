@@ -12,9 +12,11 @@ from emotion_perception.features.sets import (
     compute_with_mirrored,
     feature_names,
     needs_image,
+    region_columns,
 )
 
 __all__ = [
     "DEFAULT_FEATURE_SET", "FEATURE_SETS", "GEOMETRY_SETS", "MIRROR", "as_batch", "centroid_offsets", "compute",
     "compute_mirrored", "compute_with_mirrored", "feature_names", "mirror_landmarks", "needs_image",
+    "region_columns",
 ]

@@ -56,3 +56,16 @@ def aligned_hog(grays: list[np.ndarray], landmarks: np.ndarray) -> np.ndarray:
     """(n, 1764) HOG of each face's aligned 64x64 crop ((0, 1764) for no face)."""
     rows = [hog(eyes_mouth_crop(gray, points)) for gray, points in zip(grays, landmarks)]
     return np.stack(rows) if rows else np.empty((0, ((CROP_SIZE // CELL) - 1) ** 2 * 4 * BINS))
+
+
+def hog_region_columns(region: str) -> np.ndarray:
+    """The columns of `hog` of the eyes-and-mouth crop that describe the upper face (blocks centred above the line
+    midway between the eyes' and the mouth's rows) or the lower face (the other blocks)."""
+    if region not in ("upper", "lower"):
+        raise ValueError(f"unknown face region {region!r}")
+    blocks = CROP_SIZE // CELL - 1
+    midline = (CROP_ANCHORS[0, 1] + CROP_ANCHORS[2, 1]) / 2 * CROP_SIZE
+    above = CELL * (np.arange(blocks) + 1) < midline
+    rows = np.flatnonzero(above if region == "upper" else ~above)
+    per_row = blocks * 4 * BINS
+    return (rows[:, None] * per_row + np.arange(per_row)).ravel()

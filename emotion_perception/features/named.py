@@ -99,6 +99,16 @@ MEASUREMENTS: list[Measurement] = [
 NAMES = [name for name, _, _ in MEASUREMENTS]
 
 
+def measured_landmarks() -> list[frozenset[int]]:
+    """Per column, the landmarks its value reads (a ratio: those of the two columns it divides)."""
+    column = {name: k for k, name in enumerate(NAMES)}
+    reads = [frozenset(() if kind == "ratio" else args) for _, kind, args in MEASUREMENTS]
+    for k, (_, kind, args) in enumerate(MEASUREMENTS):
+        if kind == "ratio":
+            reads[k] = reads[column[args[0]]] | reads[column[args[1]]]
+    return reads
+
+
 def _plan() -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """kind -> (output columns, index array) for every kind of the table."""
     column = {name: k for k, name in enumerate(NAMES)}

@@ -14,9 +14,9 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from emotion_perception.core.geometry import as_batch, eye_frame, mirror_landmarks
-from emotion_perception.features.appearance import aligned_hog
-from emotion_perception.features.named import named_measurements
+from emotion_perception.core.geometry import REGION_LANDMARKS, as_batch, eye_frame, mirror_landmarks
+from emotion_perception.features.appearance import aligned_hog, hog_region_columns
+from emotion_perception.features.named import measured_landmarks, named_measurements
 
 _PAIRS = np.triu_indices(68, k=1)
 
@@ -111,6 +111,22 @@ def feature_names(name: str) -> list[str]:
     if name == "named":
         return names
     return names + [f"hog{i}" for i in range(1764)]
+
+
+def region_columns(name: str, region: str) -> np.ndarray:
+    """The columns of feature set `name` that read face region `region` ("upper" or "lower", `REGION_LANDMARKS`):
+    those computed from any of its landmarks and, for appearance sets, the HOG blocks over it."""
+    _check(name)
+    if region not in REGION_LANDMARKS:
+        raise ValueError(f"unknown face region {region!r}; choose from {', '.join(REGION_LANDMARKS)}")
+    landmarks = REGION_LANDMARKS[region]
+    coords = [frozenset([k]) for k in range(68) for _ in "xy"]
+    reads = {"centroid": coords, "aligned": coords,
+             "aligned_distances": coords + [frozenset(pair) for pair in zip(*_PAIRS)]}.get(name) or measured_landmarks()
+    columns = np.array([k for k, read in enumerate(reads) if read & landmarks], dtype=np.intp)
+    if name in APPEARANCE_SETS:
+        columns = np.concatenate([columns, len(reads) + hog_region_columns(region)])
+    return columns
 
 
 def _check(name: str) -> None:

@@ -37,12 +37,15 @@ def artefact_ratio(gray: np.ndarray, face: Face) -> float:
 
 @dataclass
 class Assessment:
-    """One face's checks: covered-probabilities per region, the artefact ratio, and the verdict."""
+    """One face's checks: covered-probabilities per region, the artefact ratio, and the verdict (the regions found
+    covered, whether the pixels carry artefacts)."""
 
     occlusion: dict[str, float]
     artefacts: float
     score: float
     reasons: list[str] = field(default_factory=list)
+    covered: list[str] = field(default_factory=list)
+    artefacts_flagged: bool = False
 
     @property
     def flagged(self) -> bool:
@@ -73,5 +76,6 @@ class TamperCheck:
             artefacts = artefact_ratio(gray, face)
             ratios["pixel artefacts (added noise or image-scaling camouflage)"] = artefacts / self.artefact_threshold
             score = max(ratios.values())
-            out.append(Assessment(occlusion, artefacts, score, [reason for reason, r in ratios.items() if r >= 1.0]))
+            out.append(Assessment(occlusion, artefacts, score, [reason for reason, r in ratios.items() if r >= 1.0],
+                                  self.visibility.occluded(occlusion), artefacts >= self.artefact_threshold))
         return out

@@ -96,5 +96,5 @@ class VisibilityModel:
         return [dict(zip(REGIONS, map(float, row))) for row in scores]
 
     def occluded(self, assessment: dict[str, float]) -> list[str]:
-        """The regions of one face's assessment that count as covered."""
-        return [region for region in REGIONS if assessment[region] > self.thresholds[region]]
+        """The regions of one face's assessment that count as covered (at or above their thresholds)."""
+        return [region for region in REGIONS if assessment[region] >= self.thresholds[region]]
