@@ -105,18 +105,22 @@ def test_occluded_examples_cover_every_class():
     assert set(classes) == set(CLASSES)
 
 
-def test_whole_check_thresholds_flag_the_asked_share_of_clean_faces_together():
+def test_whole_check_thresholds_spend_the_false_positives_where_the_attacks_need_them():
     rng = np.random.default_rng(3)
-    base = rng.normal(size=(20000, 1))
-    clean = np.hstack([base + rng.normal(size=(20000, 1)), rng.normal(size=(20000, 1)), rng.gamma(2, size=(20000, 1))])
-    thresholds = whole_check_thresholds(clean, 0.01)
-    flagged = (clean >= thresholds).any(axis=1).mean()
-    assert 0.0095 <= flagged <= 0.01
-    # one common quantile per column, below the 1 % a single check would take alone
-    shares = (clean >= thresholds).mean(axis=0)
-    assert np.ptp(shares) < 0.0005 and shares.max() < 0.005
-    # a single check gets its quantile exactly
-    assert whole_check_thresholds(clean[:, :1], 0.01)[0] == pytest.approx(np.quantile(clean[:, 0], 0.99))
+    clean = rng.normal(size=(20000, 3))
+    easy, hard = rng.normal(size=(3000, 3)), rng.normal(size=(3000, 3))
+    easy[:, 0] += 4.0  # seen by the first check
+    hard[:, 2] += 2.5  # seen by the third check only, and not easily; the second check sees nothing
+    thresholds = whole_check_thresholds(clean, {"easy": easy, "hard": hard}, 0.01)
+    assert (clean >= thresholds).any(axis=1).mean() <= 0.01
+    assert thresholds[1] == np.inf  # no false positives spent on a check no attack needs
+    assert thresholds[2] < thresholds[0]  # more of them on the check the hard attack needs
+
+    def worst(limits: np.ndarray) -> float:
+        return min((stats >= limits).any(axis=1).mean() for stats in (easy, hard))
+
+    even = np.quantile(clean, 1 - 0.01 / 3, axis=0)  # the same share for every check
+    assert worst(thresholds) > worst(even) + 0.05
 
 
 def test_fit_visibility_on_jaffe_sets_thresholds_on_held_out_clean_faces(tmp_path):

@@ -40,6 +40,7 @@ from emotion_perception.attacks.scaling import (
     resize_like_victim,
     resize_matrix,
     scaling_attack,
+    scaling_camouflage,
     scaling_quality,
 )
 
@@ -50,5 +51,6 @@ __all__ = [
     "eye_rectangles",
     "fgsm", "fill_boxes", "gaussian_noise", "image_quality", "jaw_rectangle", "landmark_box", "pgd", "pixel_model",
     "poison_class", "quantize_within", "resize_like_victim", "resize_matrix", "salt_and_pepper", "scaling_attack",
+    "scaling_camouflage",
     "scaling_quality",
 ]

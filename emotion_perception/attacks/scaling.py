@@ -72,6 +72,21 @@ def resize_like_victim(image: np.ndarray, size: tuple[int, int], interpolation: 
     return cv2.resize(image, size, interpolation=INTERPOLATIONS[interpolation])
 
 
+def scaling_camouflage(
+    gray: np.ndarray, target: np.ndarray, factor: int, interpolation: str
+) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
+    """The image-scaling attack on a camera that sees `gray` at `factor`x: (what the victim sees after shrinking
+    with `interpolation`, the camouflaged camera image, its quality), the view being `target` at `gray`'s size."""
+    h, w = gray.shape
+    source = cv2.resize(gray, (w * factor, h * factor), interpolation=cv2.INTER_CUBIC)
+    small_target = cv2.resize(target, (w, h), interpolation=cv2.INTER_AREA)
+    attacked = scaling_attack(source, small_target, interpolation)
+    view = resize_like_victim(attacked, (w, h), interpolation)
+    quality = image_quality(source, attacked)
+    return view, attacked, {"source_psnr": quality["psnr"],
+                            "target_linf": float(np.abs(view.astype(int) - small_target).max())}
+
+
 def image_quality(reference: np.ndarray, image: np.ndarray) -> dict[str, float]:
     """PSNR (dB, data range 255; inf when identical) and SSIM of two uint8 images of one shape."""
     if reference.shape != image.shape:

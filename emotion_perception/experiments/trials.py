@@ -255,22 +255,6 @@ def merge_rows(base: FeatureRows, other: FeatureRows, mask: np.ndarray) -> Featu
     return FeatureRows(x, mirrored)
 
 
-def scaling_camouflage(
-    gray: np.ndarray, target: np.ndarray, factor: int, interpolation: str
-) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
-    """The image-scaling attack: the test image at `factor`x is the camera image, camouflaged (Xiao et al.) so that
-    the victim's resize back to the original size gives `target`. (What the victim sees, the camera image.)"""
-    h, w = gray.shape
-    source = cv2.resize(gray, (w * factor, h * factor), interpolation=cv2.INTER_CUBIC)
-    small_target = cv2.resize(target, (w, h), interpolation=cv2.INTER_AREA)
-    attacked = attacks.apply("scaling", source, {"scale_interpolation": interpolation},
-                             attacks.AttackInputs(target=small_target))
-    view = attacks.resize_like_victim(attacked, (w, h), interpolation)
-    quality = attacks.image_quality(source, attacked)
-    return view, attacked, {"source_psnr": quality["psnr"],
-                            "target_linf": float(np.abs(view.astype(int) - small_target).max())}
-
-
 # ------------------------------------------------------------------------------------------ data
 
 
@@ -397,7 +381,7 @@ class TrialData:
         out, camera, psnr, linf = [], [], [], []
         for i, gray in enumerate(tqdm(self.grays, desc="scaling attack", disable=not self.progress, leave=False)):
             target = self.grays[int(rng.choice(np.flatnonzero(self.labels != self.labels[i])))]
-            view, big, quality = scaling_camouflage(gray, target, s.scaling_factor, s.scaling_interpolation)
+            view, big, quality = attacks.scaling_camouflage(gray, target, s.scaling_factor, s.scaling_interpolation)
             out.append(view)
             camera.append(big)
             psnr.append(quality["source_psnr"])
