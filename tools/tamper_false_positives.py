@@ -14,7 +14,7 @@ import json
 
 from emotion_perception.data.datasets import load_datasets
 from emotion_perception.data.face_data import with_landmarks
-from emotion_perception.experiments.visibility import flag_tampered
+from emotion_perception.data.screening import screen
 from emotion_perception.models.tamper import TamperCheck
 
 SHARED = ("fer2013@test", "fer2013@train", "ck_plus_48", "ck_plus_48_with_neutral:neutral", "jaffe",
@@ -30,7 +30,7 @@ def main() -> None:
     rows = {}
     for spec in args.data or [f"../shared/data/{name}" for name in SHARED]:
         data = with_landmarks(load_datasets([spec]), progress=False)
-        faces, flagged = int(data.extracted.found.sum()), int(flag_tampered(data, check, progress=False).sum())
+        faces, flagged = int(data.extracted.found.sum()), int(screen(data, check, progress=False).flagged.sum())
         rows[spec] = {"faces": faces, "flagged": flagged, "rate": flagged / max(faces, 1)}
         print(f"{spec}: {flagged} of {faces} clean faces flagged ({100 * rows[spec]['rate']:.2f} %)", flush=True)
     faces, flagged = sum(r["faces"] for r in rows.values()), sum(r["flagged"] for r in rows.values())

@@ -89,8 +89,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                   "pixel artefacts) on clean faces and synthetic occluders")
     add_data_args(visibility)
     add_analyzer_args(visibility)
-    visibility.add_argument("--false-positive-rate", type=float, default=0.008,
-                            help="share of held-out clean faces the whole check may flag (default 0.008)")
+    visibility.add_argument("--false-positive-rate", type=float, default=0.005,
+                            help="share of held-out clean faces each check may flag (default 0.005)")
     visibility.add_argument("--seed", type=int, default=0)
     visibility.add_argument("--out", required=True, type=output_file, help="output model file (.npz)")
     visibility.set_defaults(func=run_visibility)
