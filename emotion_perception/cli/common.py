@@ -19,6 +19,7 @@ from emotion_perception.data.landmark_cache import LandmarkCache
 from emotion_perception.data.screening import Screening, screen
 from emotion_perception.experiments.executor import ExecutorSettings, available_cores
 from emotion_perception.models.balance import BALANCES
+from emotion_perception.models.tamper import TamperCheck
 
 
 def add_data_args(parser: argparse.ArgumentParser, required: bool = True) -> None:
@@ -57,14 +58,12 @@ def screening_of(args: argparse.Namespace, data: LandmarkData, repairs: bool) ->
     leaves out (all flagged ones, or with `repairs` those with pixel artefacts), said in one line."""
     if not args.screen:
         return None, np.zeros(len(data.dataset), bool)
-    from emotion_perception.models.tamper import TamperCheck
-
     try:
         check = TamperCheck.load(args.visibility_model)
     except EmotionPerceptionError as error:
         raise CommandError(f"--visibility-model: {error}") from None
     screening = screen(data, check, not args.quiet)
-    left_out = screening.artefacts if repairs else screening.flagged
+    left_out = screening.left_out(repairs)
     kept = f", {int(screening.repaired.sum())} kept with their covered regions' features replaced" if repairs else ""
     print(f"screening: {int(screening.flagged.sum())} of {int(data.extracted.found.sum())} training faces flagged, "
           f"{int(left_out.sum())} left out{kept}")

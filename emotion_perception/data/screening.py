@@ -46,6 +46,11 @@ class Screening:
         """Per image, whether training keeps it with its covered regions' columns replaced."""
         return self.flagged & ~self.artefacts
 
+    def left_out(self, repairs: bool) -> np.ndarray:
+        """Per image, whether training leaves it out: flagged for pixel artefacts when it `repairs` the covered
+        faces (forests), else flagged at all (CNNs)."""
+        return self.artefacts if repairs else self.flagged
+
     def at(self, index: np.ndarray) -> Screening:
         """The verdicts of the images at `index`."""
         return Screening({region: flags[index] for region, flags in self.covered.items()}, self.artefacts[index])
@@ -58,23 +63,28 @@ class Screening:
     def repair(self, rows: FeatureRows, feature_set: str, seed: int) -> FeatureRows:
         """`rows` of the same images (the training images) with each covered region's columns of the repaired
         images taken from a random one of them that nothing flagged and that has a row (mirrored rows from the same
-        donor); rows without a face stay as they are."""
-        repaired, donors = self.repaired & rows.found, np.flatnonzero(~self.flagged & rows.found)
+        donor); rows without a face stay as they are. A copy; `rows` is not changed."""
+        x = rows.x.copy()
+        mirrored = None if rows.x_mirrored is None else rows.x_mirrored.copy()
+        self._repair_in_place(x, mirrored, feature_set, seed)
+        return FeatureRows(x, mirrored)
+
+    def _repair_in_place(self, x: np.ndarray, mirrored: np.ndarray | None, feature_set: str, seed: int) -> None:
+        """`repair` on arrays the caller owns (donors are never repaired, so they are read as they were)."""
+        found = np.isfinite(x[:, 0])
+        repaired, donors = self.repaired & found, np.flatnonzero(~self.flagged & found)
         if not repaired.any():
-            return rows
+            return
         if not len(donors):
             raise ValueError("no unflagged training face to take the covered regions' features from")
         rng = np.random.default_rng(seed)
-        x = rows.x.copy()
-        mirrored = None if rows.x_mirrored is None else rows.x_mirrored.copy()
         for region in REGIONS:
             images = np.flatnonzero(self.covered[region] & repaired)
             block = np.ix_(images, features.region_columns(feature_set, region))
             picked = np.ix_(rng.choice(donors, len(images)), block[1].ravel())
-            x[block] = rows.x[picked]
+            x[block] = x[picked]
             if mirrored is not None:
-                mirrored[block] = rows.x_mirrored[picked]
-        return FeatureRows(x, mirrored)
+                mirrored[block] = mirrored[picked]
 
     def counts(self) -> dict[str, int]:
         """How many images are flagged, left out (artefacts) and repaired, per covered region."""
@@ -87,10 +97,10 @@ def training_rows(rows: FeatureRows, index: np.ndarray, screening: Screening | N
                   seed: int) -> tuple[np.ndarray, np.ndarray | None]:
     """(rows, mirrored rows) at `index` for a training: as they are, or repaired by `screening` (the verdicts of
     every image `rows` holds)."""
-    if screening is None:
-        return rows.at(index)
-    repaired = screening.at(index).repair(FeatureRows(*rows.at(index)), feature_set, seed)
-    return repaired.x, repaired.x_mirrored
+    x, mirrored = rows.at(index)  # copies (index is an array)
+    if screening is not None:
+        screening.at(index)._repair_in_place(x, mirrored, feature_set, seed)
+    return x, mirrored
 
 
 def screen(data: LandmarkData, check: TamperCheck, progress: bool = True) -> Screening:

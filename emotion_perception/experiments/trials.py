@@ -806,8 +806,7 @@ class CellRunner:
                 started = time.perf_counter()
                 screening = self.data.training_screening(target) if screen else None
                 repairs = screening is not None and spec.kind == "forest"
-                kept = train if screening is None else train[~(screening.artefacts if repairs else
-                                                               screening.flagged)[train]]
+                kept = train if screening is None else train[~screening.left_out(repairs)[train]]
                 cell.setdefault("screened_out", {})[target] = int(len(train) - len(kept))
                 if repairs:
                     cell.setdefault("repaired", {})[target] = int(screening.repaired[kept].sum())

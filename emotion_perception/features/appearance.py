@@ -10,6 +10,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from emotion_perception.core.geometry import REGION_LANDMARKS
+
 CROP_SIZE = 64
 CELL = 8
 BINS = 9
@@ -61,8 +63,8 @@ def aligned_hog(grays: list[np.ndarray], landmarks: np.ndarray) -> np.ndarray:
 def hog_region_columns(region: str) -> np.ndarray:
     """The columns of `hog` of the eyes-and-mouth crop that describe the upper face (blocks centred above the line
     midway between the eyes' and the mouth's rows) or the lower face (the other blocks)."""
-    if region not in ("upper", "lower"):
-        raise ValueError(f"unknown face region {region!r}")
+    if region not in REGION_LANDMARKS:
+        raise ValueError(f"unknown face region {region!r}; choose from {', '.join(REGION_LANDMARKS)}")
     blocks = CROP_SIZE // CELL - 1
     midline = (CROP_ANCHORS[0, 1] + CROP_ANCHORS[2, 1]) / 2 * CROP_SIZE
     above = CELL * (np.arange(blocks) + 1) < midline
