@@ -20,7 +20,7 @@ from emotion_perception.data.datasets import load_datasets
 from emotion_perception.data.face_data import with_landmarks
 from emotion_perception.experiments.visibility import fit_visibility, occluded_examples
 from emotion_perception.models.forest import load_forest
-from emotion_perception.models.tamper import TamperCheck, artefact_ratio
+from emotion_perception.models.tamper import ARTEFACT_REASONS, TamperCheck, lattice_peak, pixel_statistics
 from emotion_perception.models.visibility import (
     CLASSES,
     REGIONS,
@@ -80,17 +80,49 @@ def test_scaling_camouflage_is_flagged_as_pixel_artefacts(check, scene):
     target = cv2.resize(np.ascontiguousarray(np.rot90(gray)), (128, 128), interpolation=cv2.INTER_AREA)  # another face
     camouflaged = registry.apply("scaling", gray, {"scale_width": 128, "scale_height": 128},
                                  AttackInputs(target=target))
-    clean_ratio, attacked_ratio = artefact_ratio(gray, faces[0]), artefact_ratio(camouflaged, faces[0])
-    assert attacked_ratio > check.artefact_threshold > clean_ratio
+    clean, attacked = pixel_statistics(gray, faces[0]), pixel_statistics(camouflaged, faces[0])
+    assert attacked["lattice"] > check.artefact_thresholds["lattice"] > clean["lattice"]
     [assessment] = check.assess(camouflaged, faces)
-    assert assessment.flagged and any("artefacts" in reason for reason in assessment.reasons)
+    assert assessment.flagged and any("image-scaling camouflage" in reason for reason in assessment.reasons)
+
+
+def test_a_flat_scaling_target_is_seen_by_its_lattice(check, scene):
+    gray, faces = scene
+    flat = np.full((128, 128), 128, np.uint8)  # the outlier ratio alone missed this camouflage (1.6 < 1.96)
+    camouflaged = registry.apply("scaling", gray, {"scale_width": 128, "scale_height": 128}, AttackInputs(target=flat))
+    [assessment] = check.assess(camouflaged, faces)
+    assert assessment.artefacts_flagged and assessment.reasons == [ARTEFACT_REASONS["lattice"]]
+
+
+def test_lattice_peak_finds_a_periodic_profile_and_not_a_random_one():
+    rng = np.random.default_rng(0)
+    noise = rng.normal(10.0, 2.0, 192)
+    lattice = noise + 20.0 * (np.arange(192) % 4 >= 2)  # two altered pixels in every four, as a 4x linear resize reads
+    assert lattice_peak(lattice.astype(np.float32)) > 100 > 20 > lattice_peak(noise.astype(np.float32))
+
+
+def test_gaussian_noise_is_not_flagged_and_impulse_noise_is(check, scene):
+    gray, faces = scene
+    assert not check.assess(registry.apply("gaussian", gray, {"noise_sigma": 0.05}, AttackInputs()), faces)[0].flagged
+    [assessment] = check.assess(registry.apply("salt_pepper", gray, {"noise_amount": 0.05}, AttackInputs()), faces)
+    assert assessment.artefacts_flagged and ARTEFACT_REASONS["noise"] in assessment.reasons
+
+
+def test_a_visibility_model_without_pixel_thresholds_is_refused_with_one_line(tmp_path):
+    model = VisibilityModel.load()
+    model.header = {k: v for k, v in model.header.items() if k != "artefact_thresholds"}
+    with pytest.raises(ValueError, match="retrain it with `emotion-perception train visibility`"):
+        TamperCheck(model)
 
 
 def test_the_shipped_model_says_how_it_was_made():
     forest, header = load_forest(default_visibility_path())
     assert sorted(forest.classes) == sorted(CLASSES)
     assert 0 < header["false_positive_rate"] <= 0.02 and header["n_clean_held_out"] > 1000
-    assert set(header["thresholds"]) == set(REGIONS) and header["artefact_threshold"] > 1.0
+    assert 0 < header["noise_false_positive_rate"] <= header["false_positive_rate"] and header["lattice_margin"] >= 1
+    assert set(header["thresholds"]) == set(REGIONS)
+    assert set(header["artefact_thresholds"]) == set(ARTEFACT_REASONS)
+    assert all(value > 1.0 for value in header["artefact_thresholds"].values())
 
 
 def test_occluded_examples_cover_every_class():
@@ -121,6 +153,7 @@ def test_train_visibility_cli_writes_a_loadable_model(tmp_path):
                  "--quiet", "--out", str(out)]) == 0
     model = VisibilityModel.load(out)
     assert model.header["false_positive_rate"] == 0.02 and "train visibility" in model.header["recipe"]
+    assert model.header["noise_false_positive_rate"] == 0.001
 
 
 def poisoned_training_folder(root, boxed_happy: int):

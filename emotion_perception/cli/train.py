@@ -90,7 +90,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_data_args(visibility)
     add_analyzer_args(visibility)
     visibility.add_argument("--false-positive-rate", type=float, default=0.005,
-                            help="share of held-out clean faces each check may flag (default 0.005)")
+                            help="share of held-out clean faces each region check (upper, lower) may flag "
+                                 "(default 0.005)")
+    visibility.add_argument("--noise-false-positive-rate", type=float, default=0.001,
+                            help="share of held-out clean faces the impulse-noise check may flag (default 0.001)")
     visibility.add_argument("--seed", type=int, default=0)
     visibility.add_argument("--out", required=True, type=output_file, help="output model file (.npz)")
     visibility.set_defaults(func=run_visibility)
@@ -135,17 +138,18 @@ def run_visibility(args: argparse.Namespace) -> int:
 
     if not args.out.endswith(".npz"):
         raise CommandError(f"--out must end in .npz, got {args.out}")
-    if not 0 < args.false_positive_rate < 0.5:
-        raise CommandError(f"--false-positive-rate must be in (0, 0.5), got {args.false_positive_rate}")
+    for option in ("false_positive_rate", "noise_false_positive_rate"):
+        if not 0 < getattr(args, option) < 0.5:
+            raise CommandError(f"--{option.replace('_', '-')} must be in (0, 0.5), got {getattr(args, option)}")
     analyzer, cache = make_analyzer(args), make_cache(args)
     data = [with_landmarks(load_datasets([spec]), analyzer, cache, not args.quiet) for spec in args.data]
     header = {"name": "visibility", "recipe": args.command_line, "data": args.data,
               "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
               "sklearn": sklearn.__version__}
-    model = fit_visibility(data, args.false_positive_rate, seed=args.seed, header=header, analyzer=analyzer,
-                           cache=cache)
+    model = fit_visibility(data, args.false_positive_rate, args.noise_false_positive_rate, seed=args.seed,
+                           header=header, analyzer=analyzer, cache=cache)
     model.save(args.out)
-    thresholds = ", ".join(f"{k} {v:.3f}" for k, v in model.thresholds.items())
-    print(f"saved {args.out}: {model.header['n_train_examples']} training examples, thresholds {thresholds}, "
-          f"artefact threshold {model.header['artefact_threshold']:.3f}")
+    thresholds = ", ".join(f"{k} {v:.3f}" for k, v in {**model.thresholds,
+                                                         **model.header["artefact_thresholds"]}.items())
+    print(f"saved {args.out}: {model.header['n_train_examples']} training examples, thresholds {thresholds}")
     return 0

@@ -3,7 +3,9 @@ folders and the same faces with synthetic occluders drawn from their landmarks (
 the regions' statistics learns which of the upper and lower regions are covered, from occluders drawn on the
 aligned crop and from occluders drawn on the image, re-read by dlib and cropped where it then finds the face (as
 the nodes see a covered face); the thresholds are set on clean faces held out of training, so that
-`false_positive_rate` of them (per check) are flagged."""
+`false_positive_rate` of them are flagged per region check and `noise_false_positive_rate` by the impulse-noise
+check; the lattice check's threshold is `LATTICE_MARGIN` times the largest held-out clean value (its positives, the
+scaling camouflage, score ten times that and more, and clean posed faces reach above the web faces' quantiles)."""
 
 from __future__ import annotations
 
@@ -17,8 +19,10 @@ from emotion_perception.core.types import Face
 from emotion_perception.data.face_data import CropData, LandmarkData, aligned_crop_data
 from emotion_perception.data.landmark_cache import LandmarkCache, landmarks_of_images
 from emotion_perception.models.forest import FlatForest
-from emotion_perception.models.tamper import artefact_ratio
+from emotion_perception.models.tamper import pixel_statistics
 from emotion_perception.models.visibility import CLASSES, CROP, REGIONS, WINDOWS, VisibilityModel, region_statistics
+
+LATTICE_MARGIN = 2.0
 
 
 def occlude_regions(image: np.ndarray, points: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, str]:
@@ -61,8 +65,9 @@ def reread_examples(data: LandmarkData, index: np.ndarray, rng: np.random.Genera
     return np.array(rows).reshape(len(found), -1), np.array(classes, dtype=object)[found]
 
 
-def fit_visibility(data: list[LandmarkData], false_positive_rate: float = 0.005, trees: int = 60,
-                   depth: int = 12, seed: int = 0, header: dict | None = None, analyzer: FaceAnalyzer | None = None,
+def fit_visibility(data: list[LandmarkData], false_positive_rate: float = 0.005,
+                   noise_false_positive_rate: float = 0.001, trees: int = 60, depth: int = 12, seed: int = 0,
+                   header: dict | None = None, analyzer: FaceAnalyzer | None = None,
                    cache: LandmarkCache | None = None) -> VisibilityModel:
     """Train on `data` (every dataset's found faces; a fifth of each held out for the thresholds): each training
     face clean, with an occluder drawn on its crop, and with another drawn on its image and re-read by dlib."""
@@ -78,8 +83,8 @@ def fit_visibility(data: list[LandmarkData], false_positive_rate: float = 0.005,
             train_rows.append(rows)
             train_classes.append(classes)
         held_crops.append(crops.crops[index[held]])
-        held_artefacts += [artefact_ratio(read_gray(part.dataset.paths[i]),
-                                          Face.from_landmarks(part.extracted.landmarks[i])) for i in index[held]]
+        held_artefacts += [pixel_statistics(read_gray(part.dataset.paths[i]),
+                                            Face.from_landmarks(part.extracted.landmarks[i])) for i in index[held]]
     forest = RandomForestClassifier(trees, max_depth=depth, random_state=seed, n_jobs=1)
     forest.fit(np.vstack(train_rows), np.concatenate(train_classes).astype(str))
     model = VisibilityModel(FlatForest.from_sklearn(forest), {"thresholds": dict.fromkeys(REGIONS, 1.0)})
@@ -87,8 +92,11 @@ def fit_visibility(data: list[LandmarkData], false_positive_rate: float = 0.005,
     thresholds = {region: float(np.quantile(clean[:, k], 1 - false_positive_rate)) for k, region in enumerate(REGIONS)}
     model.header = {
         **(header or {}), "thresholds": thresholds,
-        "artefact_threshold": float(np.quantile(held_artefacts, 1 - false_positive_rate)),
-        "false_positive_rate": false_positive_rate, "n_train_examples": int(sum(len(r) for r in train_rows)),
+        "artefact_thresholds": {
+            "noise": float(np.quantile([a["noise"] for a in held_artefacts], 1 - noise_false_positive_rate)),
+            "lattice": LATTICE_MARGIN * max(a["lattice"] for a in held_artefacts)},
+        "false_positive_rate": false_positive_rate, "noise_false_positive_rate": noise_false_positive_rate,
+        "lattice_margin": LATTICE_MARGIN, "n_train_examples": int(sum(len(r) for r in train_rows)),
         "n_clean_held_out": len(clean), "trees": trees, "max_depth": depth, "seed": seed,
         "windows": {name: [[s.start, s.stop] for s in window] for name, window in WINDOWS.items()},
         "occluders": {"upper": list(occlusion.UPPER_KINDS), "lower": list(occlusion.LOWER_KINDS)},

@@ -1,10 +1,12 @@
 """Is this face's picture to be trusted? Per face: which regions are covered (`models.visibility`) and whether the
-pixels carry artefacts that cameras do not make (sensor-independent outliers: added noise, the image-scaling
-camouflage's lattice of altered pixels). Each check compares a statistic with its threshold (chosen on clean
-faces of every shared dataset); the face's tamper score is the largest ratio, and it is flagged at 1.
+pixels carry artefacts that cameras do not make: impulse noise (isolated pixel outliers) and the image-scaling
+camouflage's lattice (outliers repeating with the period of the victim's resize). Each check compares a statistic
+with its threshold (chosen on clean faces of every shared dataset); the face's tamper score is the largest ratio,
+and it is flagged at 1.
 
 What it cannot see, by design: gradient attacks at small budgets (FGSM/PGD at epsilon 0.01 change each pixel by
-2 grey levels) and any change too small to stand out from a camera's own noise.
+2 grey levels), Gaussian noise (it looks like a camera's own noise) and any change too small to stand out from a
+camera's own noise.
 """
 
 from __future__ import annotations
@@ -19,29 +21,48 @@ import numpy as np
 from emotion_perception.core.types import Face
 from emotion_perception.models.visibility import VisibilityModel
 
+# The pixel checks, by header key, and the reason each gives when it flags a face.
+ARTEFACT_REASONS = {
+    "noise": "pixel outliers (added impulse noise)",
+    "lattice": "a lattice of altered pixels (image-scaling camouflage)",
+}
+LATTICE_MAX_PERIOD = 8  # the longest lattice period looked for, in pixels (a victim shrinking by up to 8x)
 
-def artefact_ratio(gray: np.ndarray, face: Face) -> float:
-    """How much the face region's strongest pixel outliers (the 99th percentile of |pixel - its 3x3 median|) stand
-    above its ordinary fine detail (the 90th percentile of |pixel - a Gaussian blur of it|): about 1 for camera
-    pictures, 2-3 for the scaling camouflage and strong added noise."""
+
+def lattice_peak(profile: np.ndarray) -> float:
+    """How far the strongest short-period component (period <= LATTICE_MAX_PERIOD) of a 1-D profile stands above
+    its typical spectral power: a few to ~20 for camera pictures, hundreds for a lattice."""
+    n = len(profile)
+    trend = cv2.blur(profile.reshape(1, -1), (9, 1), borderType=cv2.BORDER_REFLECT).ravel()
+    power = np.abs(np.fft.rfft((profile - trend) * np.hanning(n))) ** 2
+    return float(power[int(np.ceil(n / LATTICE_MAX_PERIOD)):].max() / (np.median(power[1:]) + 1e-9))
+
+
+def pixel_statistics(gray: np.ndarray, face: Face) -> dict[str, float]:
+    """The face region's pixel checks, from its residual against a 3x3 median:
+    - "noise": its strongest outliers (99th percentile) against its ordinary fine detail (90th percentile of
+      |pixel - a Gaussian blur of it|): about 1 for camera pictures, 3 and more for impulse noise;
+    - "lattice": the periodic part of the residual's row and column means (`lattice_peak`, the smaller of the two):
+      the camouflage alters the pixels the victim's resize reads, a lattice with the resize's period."""
     box = face.box
     pad = int(0.1 * max(box.width, box.height))
     region = gray[max(box.top - pad, 0): box.bottom + pad + 1, max(box.left - pad, 0): box.right + pad + 1]
-    if region.size < 16:
-        return 0.0
+    if min(region.shape) < 16:
+        return dict.fromkeys(ARTEFACT_REASONS, 0.0)
     pixels = region.astype(np.float32)
     outliers = np.abs(pixels - cv2.medianBlur(region, 3).astype(np.float32))
     detail = np.abs(cv2.GaussianBlur(pixels, (0, 0), 2.0) - pixels)
-    return float(np.percentile(outliers, 99) / (np.percentile(detail, 90) + 1.0))
+    return {"noise": float(np.percentile(outliers, 99) / (np.percentile(detail, 90) + 1.0)),
+            "lattice": min(lattice_peak(outliers.mean(axis=0)), lattice_peak(outliers.mean(axis=1)))}
 
 
 @dataclass
 class Assessment:
-    """One face's checks: covered-probabilities per region, the artefact ratio, and the verdict (the regions found
-    covered, whether the pixels carry artefacts)."""
+    """One face's checks: covered-probabilities per region, the pixel statistics, and the verdict (the regions
+    found covered, whether the pixels carry artefacts)."""
 
     occlusion: dict[str, float]
-    artefacts: float
+    artefacts: dict[str, float]
     score: float
     reasons: list[str] = field(default_factory=list)
     covered: list[str] = field(default_factory=list)
@@ -58,11 +79,15 @@ class Assessment:
 
 
 class TamperCheck:
-    """The checks of faces: the visibility forest and the artefact threshold of its header."""
+    """The checks of faces: the visibility forest and the pixel checks' thresholds of its header."""
 
     def __init__(self, visibility: VisibilityModel) -> None:
         self.visibility = visibility
-        self.artefact_threshold = float(visibility.header["artefact_threshold"])
+        thresholds = visibility.header.get("artefact_thresholds")
+        if not isinstance(thresholds, dict) or set(thresholds) != set(ARTEFACT_REASONS):
+            raise ValueError("the visibility model has no thresholds for the pixel checks "
+                             f"({', '.join(ARTEFACT_REASONS)}): retrain it with `emotion-perception train visibility`")
+        self.artefact_thresholds = {check: float(value) for check, value in thresholds.items()}
 
     @classmethod
     def load(cls, path: str | None = None) -> TamperCheck:
@@ -73,9 +98,11 @@ class TamperCheck:
         for occlusion, face in zip(self.visibility.assess(gray, faces), faces):
             ratios = {f"{region} face covered": occlusion[region] / self.visibility.thresholds[region]
                       for region in occlusion}
-            artefacts = artefact_ratio(gray, face)
-            ratios["pixel artefacts (added noise or image-scaling camouflage)"] = artefacts / self.artefact_threshold
-            score = max(ratios.values())
-            out.append(Assessment(occlusion, artefacts, score, [reason for reason, r in ratios.items() if r >= 1.0],
-                                  self.visibility.occluded(occlusion), artefacts >= self.artefact_threshold))
+            artefacts = pixel_statistics(gray, face)
+            pixel_ratios = {ARTEFACT_REASONS[check]: value / self.artefact_thresholds[check]
+                            for check, value in artefacts.items()}
+            score = max(*ratios.values(), *pixel_ratios.values())
+            out.append(Assessment(occlusion, artefacts, score,
+                                  [reason for reason, r in {**ratios, **pixel_ratios}.items() if r >= 1.0],
+                                  self.visibility.occluded(occlusion), max(pixel_ratios.values()) >= 1.0))
         return out
