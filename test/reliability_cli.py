@@ -241,6 +241,7 @@ def cli_cases(f: dict[str, Path], out: Path) -> list[CliCase]:
         CliCase("--folds 1", ["evaluate", "--data", faces, "--folds", "1", nc]),
         CliCase("--repeats 0", ["evaluate", "--data", faces, "--repeats", "0", nc]),
         CliCase("--n-estimators 0", ["train", "--data", faces, "--out", m, "--n-estimators", "0", nc]),
+        CliCase("--covered-estimators 0", ["train", "--data", faces, "--out", m, "--covered-estimators", "0", nc]),
         CliCase("--max-features 2", ["train", "--data", faces, "--out", m, "--max-features", "2"]),
         CliCase("--out not .npz", ["train", "--data", faces, "--out", str(out / "m.pkl"), nc]),
         CliCase("cross without --test-data", ["evaluate", "--data", faces, "--protocol", "cross"]),

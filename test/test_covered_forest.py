@@ -22,7 +22,8 @@ def two_part_model(n_features: int = 4) -> tuple[EmotionModel, np.ndarray, np.nd
     x = rng.normal(size=(300, n_features))
     labels = np.where(x[:, 0] > 0, "happy", "sadness")
     flipped = np.where(labels == "happy", "sadness", "happy")
-    settings = ForestSettings("centroid", n_estimators=15, mirror=False, n_jobs=1, balance="none")
+    settings = ForestSettings("centroid", n_estimators=15, mirror=False, n_jobs=1, balance="none",
+                              covered_estimators=7)
     # The covered forest trains on the clean rows and the occluded ones: many flipped copies outvote the clean.
     occluded = [(x, None, flipped, None)] * 5
     return settings.fit(x, None, labels, 0, occluded=occluded), x, labels
@@ -47,8 +48,10 @@ def test_the_covered_forest_is_saved_in_the_same_file_and_read_back(tmp_path):
     np.testing.assert_array_equal(again.predict_features(x, covered=covered),
                                   model.predict_features(x, covered=covered))
     _, extra, header = load_forests(tmp_path / "m.npz")
-    assert set(extra) == {"covered"} and header["extra_forests"]["covered"]["n_trees"] == 15
-    assert ForestSettings.like(again, n_jobs=1).covered
+    assert set(extra) == {"covered"} and header["extra_forests"]["covered"]["n_trees"] == 7
+    assert again.forest.n_trees == 15 and again.header["covered"]["n_estimators"] == 7
+    like = ForestSettings.like(again, n_jobs=1)
+    assert like.covered and like.n_estimators == 15 and like.covered_estimators == 7
 
 
 def test_a_model_without_a_covered_forest_ignores_the_flags(tmp_path):
@@ -103,7 +106,7 @@ def test_train_forest_cli_writes_the_covered_forest_and_no_covered_leaves_it_out
     jaffe = str(shared_dataset("jaffe"))
     out, plain = tmp_path / "f.npz", tmp_path / "p.npz"
     common = ["--data", jaffe, "--feature-set", "named", "--n-estimators", "10", "--quiet", "--no-cache"]
-    assert main(["train", "forest", *common, "--out", str(out)]) == 0
+    assert main(["train", "forest", *common, "--covered-estimators", "4", "--out", str(out)]) == 0
     assert main(["train", "forest", *common, "--no-covered", "--out", str(plain)]) == 0
-    assert EmotionModel.load(out).covered is not None and EmotionModel.load(plain).covered is None
+    assert EmotionModel.load(out).covered.n_trees == 4 and EmotionModel.load(plain).covered is None
     assert EmotionModel.load(out).header["covered"]["occluders"] == list(occlusion.LOWER_KINDS)

@@ -43,6 +43,8 @@ def add_forest_args(parser: argparse.ArgumentParser) -> None:
                         help=f"rows each tree draws when balancing (default {DEFAULT_FOREST.bag_size})")
     parser.add_argument("--no-covered", action="store_true",
                         help="no covered-face forest (for faces whose lower part is covered; docs/robustness.md)")
+    parser.add_argument("--covered-estimators", type=int, default=DEFAULT_FOREST.covered_estimators,
+                        help=f"trees of the covered-face forest (default {DEFAULT_FOREST.covered_estimators})")
     parser.add_argument("--seed", type=int, default=0)
 
 
@@ -62,7 +64,7 @@ def forest_settings(args: argparse.Namespace) -> ForestSettings:
     """The forest options; trained with `args.threads` threads (the same trees for any number)."""
     settings = ForestSettings(args.feature_set, args.n_estimators, args.max_features, not args.no_mirror,
                               args.threads or DEFAULT_FOREST.n_jobs, args.balance or DEFAULT_FOREST.balance,
-                              args.bag_size, not args.no_covered)
+                              args.bag_size, not args.no_covered, args.covered_estimators)
     try:
         settings.check()
     except ValueError as error:

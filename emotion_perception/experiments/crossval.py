@@ -78,7 +78,8 @@ class ForestRecipe:
     def describe(self) -> dict[str, Any]:
         s = self.settings
         return {"feature_set": s.feature_set, "n_estimators": s.n_estimators, "max_features": s.max_features,
-                "mirror": s.mirror, "balance": s.balance, "bag_size": s.bag_size, "covered": s.covered}
+                "mirror": s.mirror, "balance": s.balance, "bag_size": s.bag_size, "covered": s.covered,
+                "covered_estimators": s.covered_estimators}
 
 
 class CnnRecipe:
