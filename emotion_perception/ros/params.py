@@ -46,7 +46,7 @@ HRI = (  # REP-155 / ROS4HRI (ros/hri.py)
 
 TAMPER = (  # models/tamper.py
     ParamSpec("check_tampering", True, "add to each face in emotion/detail `occlusion` (probability that the upper "
-              "and the lower face are covered) and `tampered` (score, flag at 1, reasons): boxes, masks, added "
+              "and the lower face are covered) and `tampered` (score, flag at 1, reasons): boxes, masks, impulse "
               "noise, image-scaling camouflage; counted in /diagnostics as tampered_faces", tunable=True),
     ParamSpec("visibility_model_path", "", "visibility model of the tamper check (.npz of `emotion-perception "
               "train visibility`); empty: the shipped one", must_exist=True),
