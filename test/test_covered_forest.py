@@ -12,6 +12,7 @@ from emotion_perception.core import occlusion
 from emotion_perception.core.pipeline import FaceAnalyzer
 from emotion_perception.data.datasets import load_datasets
 from emotion_perception.data.face_data import occluded_rows, with_landmarks
+from emotion_perception.experiments.crossval import ForestRecipe
 from emotion_perception.models.forest import load_forests
 from emotion_perception.models.landmark_model import EmotionModel, ForestSettings
 
@@ -110,3 +111,17 @@ def test_train_forest_cli_writes_the_covered_forest_and_no_covered_leaves_it_out
     assert main(["train", "forest", *common, "--no-covered", "--out", str(plain)]) == 0
     assert EmotionModel.load(out).covered.n_trees == 4 and EmotionModel.load(plain).covered is None
     assert EmotionModel.load(out).header["covered"]["occluders"] == list(occlusion.LOWER_KINDS)
+
+
+def test_a_train_only_recipe_skips_the_routing_check_and_refuses_to_score():
+    data = with_landmarks(load_datasets([str(shared_dataset("jaffe"))]), progress=False)
+    settings = ForestSettings("named", n_estimators=5, n_jobs=1, covered_estimators=5)
+    occluded = occluded_rows(data, "named", True, FaceAnalyzer(), None, progress=False)
+    trainer = ForestRecipe(settings, data, occluded, scores=False)
+    assert trainer.covered is None
+    index = np.flatnonzero(data.extracted.found)
+    model = trainer.fit(index, np.asarray(data.dataset.labels), [], data.dataset.groups(), 0)
+    with pytest.raises(ValueError, match="train only"):
+        trainer.proba(model, index)
+    scorer = ForestRecipe(settings, data, occluded)
+    assert scorer.covered is not None and scorer.proba(model, index).shape == (len(index), len(model.labels))

@@ -127,7 +127,7 @@ def run_forest(args: argparse.Namespace) -> int:
     }
     occluded = occluded_rows(data, settings.feature_set, settings.mirror, analyzer, cache, args.seed,
                              not args.quiet) if settings.covered else []
-    recipe = ForestRecipe(settings, data, occluded, screening)
+    recipe = ForestRecipe(settings, data, occluded, screening, scores=False)
     model = recipe.fit(np.flatnonzero(found), labels, [], data.dataset.groups(), args.seed, header)
     model.save(args.out)
     print(f"saved {args.out}: {model.forest.n_trees} trees, depth {model.forest.depth}, "

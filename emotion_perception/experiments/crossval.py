@@ -49,17 +49,19 @@ class ForestRecipe:
     """Fresh forests on the landmark features of a dataset (feature rows computed once). Forests with a
     covered-face part also train on `occluded` (`data.face_data.occluded_rows`: the rows under each lower-face
     occluder), and every forest that has one scores the faces the visibility check finds covered below with it.
-    With a `screening` of the images, the rows of faces found covered are repaired (`data.screening`)."""
+    With a `screening` of the images, the rows of faces found covered are repaired (`data.screening`). A recipe
+    that only trains (`scores=False`) skips the visibility check of every image that routing needs."""
 
     def __init__(self, settings: ForestSettings, data: LandmarkData, occluded: Sequence[FeatureRows] = (),
-                 screening: Screening | None = None) -> None:
+                 screening: Screening | None = None, scores: bool = True) -> None:
         self.settings = settings
         self.rows = data.feature_rows(settings.feature_set, settings.mirror)
         self.found = data.extracted.found
         self.strata = dataset_names(data.dataset)
         self.occluded = occluded
         self.screening = screening
-        self.covered = lower_covered(data, VisibilityModel.load()) if settings.covered else None
+        self.scores = scores
+        self.covered = lower_covered(data, VisibilityModel.load()) if settings.covered and scores else None
 
     def fit(self, index: np.ndarray, labels: np.ndarray, classes: list[str], groups: np.ndarray, seed: int,
             header: dict[str, Any] | None = None) -> EmotionModel:
@@ -72,6 +74,8 @@ class ForestRecipe:
                                  header, self.strata[index], occluded)
 
     def proba(self, model: EmotionModel, index: np.ndarray) -> np.ndarray:
+        if not self.scores:
+            raise ValueError("this forest recipe was made to train only (scores=False): it cannot route faces")
         covered = None if self.covered is None else self.covered[index]
         return model.predict_features(*self.rows.at(index), covered=covered)
 
