@@ -15,11 +15,13 @@ from emotion_perception.attacks import registry
 from emotion_perception.attacks.registry import AttackInputs
 from emotion_perception.cli import main
 from emotion_perception.core import occlusion
+from emotion_perception.core.errors import ForestFileError
 from emotion_perception.core.pipeline import FaceAnalyzer
 from emotion_perception.data.datasets import load_datasets
 from emotion_perception.data.face_data import with_landmarks
 from emotion_perception.experiments.visibility import fit_visibility, occluded_examples
 from emotion_perception.models.forest import load_forest
+from emotion_perception.models.landmark_model import default_model_path
 from emotion_perception.models.tamper import ARTEFACT_REASONS, TamperCheck, lattice_peak, pixel_statistics
 from emotion_perception.models.visibility import (
     CLASSES,
@@ -108,11 +110,25 @@ def test_gaussian_noise_is_not_flagged_and_impulse_noise_is(check, scene):
     assert assessment.artefacts_flagged and ARTEFACT_REASONS["noise"] in assessment.reasons
 
 
-def test_a_visibility_model_without_pixel_thresholds_is_refused_with_one_line(tmp_path):
+def test_a_visibility_model_without_pixel_thresholds_is_refused_with_one_line(tmp_path, capsys):
     model = VisibilityModel.load()
     model.header = {k: v for k, v in model.header.items() if k != "artefact_thresholds"}
-    with pytest.raises(ValueError, match="retrain it with `emotion-perception train visibility`"):
+    with pytest.raises(ForestFileError, match="retrain it with `emotion-perception train visibility`"):
         TamperCheck(model)
+    old = tmp_path / "old_visibility.npz"
+    model.save(old)
+    root = poisoned_training_folder(tmp_path / "data", boxed_happy=0)
+    out = tmp_path / "m.npz"
+    assert main(["train", "--data", str(root), "--screen", "--visibility-model", str(old), "--n-estimators", "5",
+                 "--quiet", "--no-cache", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].endswith("retrain it with `emotion-perception train visibility`") and str(old) in err[-1]
+    assert "Traceback" not in "\n".join(err) and not out.exists()
+
+
+def test_a_forest_file_is_not_taken_for_a_visibility_model():
+    with pytest.raises(ForestFileError, match="no region thresholds in its header"):
+        TamperCheck.load(str(default_model_path()))
 
 
 def test_the_shipped_model_says_how_it_was_made():

@@ -18,8 +18,9 @@ from typing import Any
 import cv2
 import numpy as np
 
+from emotion_perception.core.errors import ForestFileError
 from emotion_perception.core.types import Face
-from emotion_perception.models.visibility import VisibilityModel
+from emotion_perception.models.visibility import VisibilityModel, default_visibility_path
 
 # The pixel checks, by header key, and the reason each gives when it flags a face.
 ARTEFACT_REASONS = {
@@ -81,28 +82,29 @@ class Assessment:
 class TamperCheck:
     """The checks of faces: the visibility forest and the pixel checks' thresholds of its header."""
 
-    def __init__(self, visibility: VisibilityModel) -> None:
+    def __init__(self, visibility: VisibilityModel, source: str = "the visibility model") -> None:
         self.visibility = visibility
         thresholds = visibility.header.get("artefact_thresholds")
         if not isinstance(thresholds, dict) or set(thresholds) != set(ARTEFACT_REASONS):
-            raise ValueError("the visibility model has no thresholds for the pixel checks "
-                             f"({', '.join(ARTEFACT_REASONS)}): retrain it with `emotion-perception train visibility`")
+            raise ForestFileError(f"{source}: no thresholds for the pixel checks ({', '.join(ARTEFACT_REASONS)}): "
+                                  "retrain it with `emotion-perception train visibility`")
         self.artefact_thresholds = {check: float(value) for check, value in thresholds.items()}
 
     @classmethod
     def load(cls, path: str | None = None) -> TamperCheck:
-        return cls(VisibilityModel.load(path))
+        """The check of the visibility model at `path` (default: the shipped one); ForestFileError names the file."""
+        path = path or str(default_visibility_path())
+        return cls(VisibilityModel.load(path), f"visibility model {path}")
 
     def assess(self, gray: np.ndarray, faces: Sequence[Face]) -> list[Assessment]:
         out = []
         for occlusion, face in zip(self.visibility.assess(gray, faces), faces):
-            ratios = {f"{region} face covered": occlusion[region] / self.visibility.thresholds[region]
-                      for region in occlusion}
             artefacts = pixel_statistics(gray, face)
             pixel_ratios = {ARTEFACT_REASONS[check]: value / self.artefact_thresholds[check]
                             for check, value in artefacts.items()}
-            score = max(*ratios.values(), *pixel_ratios.values())
-            out.append(Assessment(occlusion, artefacts, score,
-                                  [reason for reason, r in {**ratios, **pixel_ratios}.items() if r >= 1.0],
+            ratios = {**{f"{region} face covered": occlusion[region] / self.visibility.thresholds[region]
+                         for region in occlusion}, **pixel_ratios}
+            out.append(Assessment(occlusion, artefacts, max(ratios.values()),
+                                  [reason for reason, r in ratios.items() if r >= 1.0],
                                   self.visibility.occluded(occlusion), max(pixel_ratios.values()) >= 1.0))
         return out

@@ -14,6 +14,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from emotion_perception.core.errors import ForestFileError
 from emotion_perception.core.types import Face
 from emotion_perception.models.crops import CropSpec
 from emotion_perception.models.forest import FlatForest, load_forest, save_forest
@@ -76,7 +77,13 @@ class VisibilityModel:
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> VisibilityModel:
-        forest, header = load_forest(path or default_visibility_path())
+        """The model of `path` (default: the shipped one); ForestFileError names a file that is not one."""
+        path = path or default_visibility_path()
+        forest, header = load_forest(path)
+        thresholds = header.get("thresholds")
+        if not isinstance(thresholds, dict) or not set(REGIONS) <= set(thresholds):
+            raise ForestFileError(f"visibility model {path}: no region thresholds in its header (not a visibility "
+                                  "model; `emotion-perception train visibility` makes one)")
         return cls(forest, header)
 
     def save(self, path: str | Path) -> None:
