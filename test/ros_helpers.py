@@ -140,15 +140,26 @@ class Probe:
         if not self.spin_until(lambda: publisher.get_subscription_count() > 0, timeout):
             raise AssertionError(f"nobody subscribed to {publisher.topic_name} within {timeout} s")
 
-    def call(self, srv_type: type, name: str, request: Any, timeout: float = 10.0) -> Any:
+    def call(self, srv_type: type, name: str, request: Any, timeout: float = 10.0,
+             resend_every: float | None = None) -> Any:
+        """The service's response. An idempotent request may pass `resend_every`: Fast DDS drops a response when
+        the server has not yet matched a brand-new client's reader (on a busy machine that takes seconds), so the
+        request is sent again at that interval until one answer arrives."""
         client = self.node.create_client(srv_type, name)
         try:
             if not self.spin_until(client.service_is_ready, timeout):
                 raise AssertionError(f"service {name} not available within {timeout} s")
-            future = client.call_async(request)
-            if not self.spin_until(future.done, timeout):
+            futures = [client.call_async(request)]
+            sent = [time.monotonic()]
+
+            def resend() -> None:
+                if resend_every is not None and time.monotonic() - sent[0] > resend_every:
+                    futures.append(client.call_async(request))
+                    sent[0] = time.monotonic()
+
+            if not self.spin_until(lambda: any(f.done() for f in futures), timeout, resend):
                 raise AssertionError(f"service {name} did not answer within {timeout} s")
-            return future.result()
+            return next(f for f in futures if f.done()).result()
         finally:
             self.node.destroy_client(client)
 
@@ -195,7 +206,7 @@ def set_parameters(probe: Probe, node: str, **values: Any) -> list[Any]:
         else:
             pv = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=value)
         request.parameters.append(Parameter(name=name, value=pv))
-    return probe.call(SetParameters, f"{node}/set_parameters", request).results
+    return probe.call(SetParameters, f"{node}/set_parameters", request, timeout=20.0, resend_every=3.0).results
 
 
 class ClassifierSession:

@@ -113,7 +113,8 @@ def test_bad_set_up_exits_with_status_2_and_names_the_cause(tmp_path: Path, para
 
 def set_parameter(probe: Probe, node_name: str, name: str, value: ParameterValue) -> tuple[bool, str]:
     request = SetParameters.Request(parameters=[ParameterMsg(name=name, value=value)])
-    result = probe.call(SetParameters, f"{node_name}/set_parameters", request).results[0]
+    result = probe.call(SetParameters, f"{node_name}/set_parameters", request, timeout=20.0,
+                        resend_every=3.0).results[0]
     return result.successful, result.reason
 
 

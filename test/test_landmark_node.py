@@ -199,7 +199,8 @@ def test_lifecycle_without_autostart_and_sim_time(ros_context, tmp_path):
         now.clock.sec = 5000
 
         def get_state() -> str:
-            return probe.call(GetState, f"{NODE}/get_state", GetState.Request(), timeout=30).current_state.label
+            return probe.call(GetState, f"{NODE}/get_state", GetState.Request(), timeout=30,
+                              resend_every=3.0).current_state.label
 
         assert get_state() == "unconfigured"
         session.send(image_msg(happy_frame(), 4999))
