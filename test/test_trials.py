@@ -100,6 +100,18 @@ def test_type_a_poisoning_only_touches_the_poisoned_class(faces, tmp_path):
     clean_crops = data.crops("clean", 48, 0.1)
     np.testing.assert_array_equal(crops.crops[~is_target], clean_crops.crops[~is_target])
     assert all((crops.crops[i] != clean_crops.crops[i]).any() for i in np.flatnonzero(is_target))
+    assert np.isnan(crops.landmarks[is_target]).all()  # the poisoned crops get no drawn occluders
+
+
+def test_the_cnn_crops_carry_the_clean_landmarks_that_place_its_occluders(faces, tmp_path):
+    """Trials train the CNN as `train cnn` does, with occluders drawn from each crop's landmarks: the clean crops
+    carry the clean landmarks in crop coordinates (eyes above the mouth, inside the crop); attacked crops none."""
+    data = TrialData(load_folder(faces), FaceAnalyzer(), None, TrialSettings(), tmp_path, progress=False)
+    clean = data.crops("clean", 48, 0.1)
+    assert clean.found.all() and np.isfinite(clean.landmarks).all()
+    eyes, mouth = clean.landmarks[:, 36:48].mean(axis=1), clean.landmarks[:, 48:68].mean(axis=1)
+    assert ((0.1 < eyes) & (eyes < 0.9)).all() and (eyes[:, 1] + 0.15 < mouth[:, 1]).all()
+    assert np.isnan(data.crops("jaw_box", 48, 0.1).landmarks).all()
 
 
 def test_square_attack_stays_in_budget_and_fools_a_brightness_classifier():
@@ -205,6 +217,7 @@ def test_both_protocols_side_by_side(faces, tmp_path):
     (("--repeats", "0"), "repeats"),
     (("--protocol", "cross"), "cross"),
     (("--epsilons", "2"), "epsilons"),
+    (("--cnn-occlusion", "1.5"), "occlusion"),
     (("--feature-sets", "pixels"), "pixels"),
     (("--surrogate", "/nonexistent/cnn.pt", "--attacks", "fgsm"), "cnn.pt"),
 ])

@@ -69,6 +69,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--cnn-device", default="cpu", choices=("cpu", "cuda"),
                         help="where the CNN rows train: cuda runs them on workers with the resource GPU (--cluster)")
     parser.add_argument("--cnn-epochs", type=int, default=15, help="CNN epoch budget per training (default 15)")
+    parser.add_argument("--cnn-occlusion", type=float, default=TrialSettings.cnn_occlusion,
+                        help="probability that a CNN training crop gets an occluder drawn from its landmarks, as "
+                             f"`train cnn --occlusion` (default {TrialSettings.cnn_occlusion})")
     parser.add_argument("--epsilons", type=numbers, default=(0.01, 0.03, 0.06),
                         help="L-inf budgets of fgsm/pgd/adaptive; the first is the headline (default 0.01,0.03,0.06)")
     parser.add_argument("--noise-sigmas", type=numbers, default=(0.05, 0.02, 0.1),
@@ -92,7 +95,8 @@ def run(args: argparse.Namespace) -> int:
         repeats=args.repeats, cnn_repeats=args.cnn_repeats, adaptive_repeats=args.adaptive_repeats,
         seed=args.seed, folds=args.folds, n_estimators=args.n_estimators, max_features=args.max_features,
         mirror=not args.no_mirror, threads=args.threads, cnn_arch=args.cnn_arch,
-        cnn_epochs=args.cnn_epochs, cnn_device=args.cnn_device, epsilons=args.epsilons, noise_sigmas=args.noise_sigmas,
+        cnn_epochs=args.cnn_epochs, cnn_occlusion=args.cnn_occlusion, cnn_device=args.cnn_device,
+        epsilons=args.epsilons, noise_sigmas=args.noise_sigmas,
         pgd_steps=args.pgd_steps, adaptive_images=args.adaptive_images, adaptive_queries=args.adaptive_queries,
         surrogate=args.surrogate, surrogate_epochs=args.surrogate_epochs, visibility_model=args.visibility_model,
         covered_forest=not args.no_covered_forest,

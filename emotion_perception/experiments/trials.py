@@ -74,7 +74,7 @@ from emotion_perception.experiments.executor import Executor, ExecutorSettings, 
 from emotion_perception.features import DEFAULT_FEATURE_SET
 from emotion_perception.models.cnn import ARCHS, CnnClassifier, load_cnn
 from emotion_perception.models.cnn_training import TrainSettings, train_cnn
-from emotion_perception.models.crops import DEFAULT_MARGIN, CropSpec, crop_face, crop_square
+from emotion_perception.models.crops import DEFAULT_MARGIN, CropSpec, crop_face, crop_square, landmarks_in_crop
 from emotion_perception.models.landmark_model import ForestSettings
 from emotion_perception.models.tamper import Assessment, TamperCheck
 
@@ -135,6 +135,7 @@ class TrialSettings:
     cnn_arch: str = "small_resnet"
     cnn_input_size: int = 48
     cnn_epochs: int = 15
+    cnn_occlusion: float = TrainSettings.occlusion  # as `train cnn`: occluders drawn from the clean landmarks
     cnn_device: str = "cpu"
     eye_margin: float = EYE_MARGIN
     jaw_margin: float = JAW_MARGIN
@@ -154,7 +155,7 @@ class TrialSettings:
 
     RUN_ONLY = ("models", "attacks", "feature_sets", "protocols", "repeats", "cnn_repeats", "adaptive_repeats",
                 "threads")
-    CNN_ONLY = ("cnn_epochs", "cnn_device")
+    CNN_ONLY = ("cnn_epochs", "cnn_occlusion", "cnn_device")
     FOREST_ONLY = ("n_estimators", "max_features", "mirror", "surrogate", "surrogate_folds", "surrogate_epochs",
                    "covered_forest")
 
@@ -180,6 +181,8 @@ class TrialSettings:
                 raise TrialError(f"{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
         if self.folds < 2 or self.surrogate_folds < 2:
             raise TrialError(f"folds must be >= 2, got {self.folds} and {self.surrogate_folds}")
+        if not 0 <= self.cnn_occlusion <= 1:
+            raise TrialError(f"cnn occlusion must be a probability, got {self.cnn_occlusion}")
         if self.cnn_device not in ("cpu", "cuda"):
             raise TrialError(f"cnn device must be cpu or cuda, got {self.cnn_device!r}")
         if self.cnn_arch not in ARCHS or self.cnn_arch == "multitask":
@@ -242,6 +245,7 @@ class ImageSet:
 class CropView:
     crops: np.ndarray  # (n, s, s) uint8
     found: np.ndarray
+    landmarks: np.ndarray  # (n, 68, 2) clean landmarks in crop coordinates 0..1; NaN where not known
 
 
 def merge_rows(base: FeatureRows, other: FeatureRows, mask: np.ndarray) -> FeatureRows:
@@ -554,9 +558,9 @@ class TrialData:
         size = self.settings.cnn_input_size
         clean, boxed = self.crops("clean", size, DEFAULT_MARGIN), self.crops("eye_boxes", size, DEFAULT_MARGIN)
         mask = self.poison_mask(target)
-        crops, found = clean.crops.copy(), clean.found.copy()
-        crops[mask], found[mask] = boxed.crops[mask], boxed.found[mask]
-        return CropView(crops, found)
+        crops, found, points = clean.crops.copy(), clean.found.copy(), clean.landmarks.copy()
+        crops[mask], found[mask], points[mask] = boxed.crops[mask], boxed.found[mask], boxed.landmarks[mask]
+        return CropView(crops, found, points)
 
     def crops(self, key: str, size: int, margin: float) -> CropView:
         """The CNN path's crops: the face box detected on each (attacked) image, cut and resized."""
@@ -567,15 +571,20 @@ class TrialData:
         return self._crops[key, size, margin]
 
     def _make_crops(self, key: str, size: int, margin: float) -> CropView:
-        images = self.image_set(key)
+        """Crops of the attacked images, with the clean landmarks placed in the crops of unattacked images (the
+        CNN's training draws its occluders from them)."""
+        images, clean = self.image_set(key), self.landmarks("clean")
         crops = np.zeros((len(self), size, size), np.uint8)
         found = np.zeros(len(self), bool)
+        points = np.full((len(self), 68, 2), np.nan, np.float32)
         clean_boxes = self.boxes()
         for i, gray in enumerate(images.grays):
             box = clean_boxes[i] if not images.applied[i] else next(iter(self.analyzer.detector.detect(gray)), None)
             if box is not None:
                 crops[i], found[i] = crop_face(gray, box, size, margin), True
-        return CropView(crops, found)
+                if not images.applied[i] and clean.found[i]:
+                    points[i] = landmarks_in_crop(clean.landmarks[i], box, margin)
+        return CropView(crops, found, points)
 
 
 # ------------------------------------------------------------------------------------------ results
@@ -878,12 +887,11 @@ class CellRunner:
             return forest.fit(*training_rows(rows, index, screening, fs, seed), data.labels[index], seed,
                               occluded=occluded)
         view = data.crops("clean", s.cnn_input_size, DEFAULT_MARGIN) if poison is None else data.poisoned_crops(poison)
-        crops, found = view.crops, view.found
-        index = train[found[train]]
+        index = train[view.found[train]]
         settings = TrainSettings(arch=s.cnn_arch, input_size=s.cnn_input_size, crop="box", epochs=s.cnn_epochs,
-                                 seed=seed, progress=False, device=s.cnn_device)
-        return train_cnn(crops[index], data.labels[index], settings, data.classes,
-                         data.dataset.groups()[index]).classifier
+                                 occlusion=s.cnn_occlusion, seed=seed, progress=False, device=s.cnn_device)
+        return train_cnn(view.crops[index], data.labels[index], settings, data.classes,
+                         data.dataset.groups()[index], view.landmarks[index]).classifier
 
     def _score(self, spec: ModelSpec, model: Any, key: str, test: np.ndarray) -> dict:
         data = self.data
