@@ -74,7 +74,7 @@ def count_phantoms(frames: list[np.ndarray], count: int, params: Mapping[str, An
         gray = frames[k]
         if noise:
             gray = np.clip(gray + rng.normal(0, noise, gray.shape), 0, 255).astype(np.uint8)
-        face_ids, predictions = classify_camera_frame(tracker, model, gray, params["max_processing_width"])
+        face_ids, predictions, _ = classify_camera_frame(tracker, model, gray, params["max_processing_width"])
         ids.update(face_ids)
         phantoms = [f for f, p in zip(face_ids, predictions) if all(iou(p.box, t) < 0.3 for t in truth[k])]
         phantom_ids.update(phantoms)

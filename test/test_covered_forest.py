@@ -3,18 +3,25 @@ visibility check; saved in the same file; trained by `train forest` on occluded 
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 from face_images import astronaut_gray, shared_dataset
 
 from emotion_perception.cli import main
 from emotion_perception.core import occlusion
-from emotion_perception.core.pipeline import FaceAnalyzer
+from emotion_perception.core.faces import FaceDetector
+from emotion_perception.core.landmarks import LandmarkPredictor
+from emotion_perception.core.pipeline import FaceAnalyzer, FrameStep, classify_camera_frame
+from emotion_perception.core.tracking import FaceTracker
+from emotion_perception.core.types import Face
 from emotion_perception.data.datasets import load_datasets
 from emotion_perception.data.face_data import occluded_rows, with_landmarks
 from emotion_perception.experiments.crossval import ForestRecipe
 from emotion_perception.models.forest import load_forests
 from emotion_perception.models.landmark_model import EmotionModel, ForestSettings
+from emotion_perception.models.tamper import TamperCheck
+from emotion_perception.models.visibility import VisibilityModel
 
 
 def two_part_model(n_features: int = 4) -> tuple[EmotionModel, np.ndarray, np.ndarray]:
@@ -87,6 +94,47 @@ def test_the_shipped_model_routes_a_face_with_a_masked_lower_half():
     assert not np.allclose(routed, model.predict_landmarks(landmarks, [masked]))
     np.testing.assert_allclose(model.predict_proba(gray, faces),
                                model.predict_landmarks(np.stack([faces[0].landmarks]), [gray]))
+
+
+class CountingVisibility:
+    """The shipped visibility model, counting the faces it reads."""
+
+    def __init__(self, model: VisibilityModel) -> None:
+        self.model, self.faces_read = model, 0
+
+    def __getattr__(self, name: str):
+        return getattr(self.model, name)
+
+    def assess(self, gray, faces):
+        self.faces_read += len(faces)
+        return self.model.assess(gray, faces)
+
+
+def node_step(model: EmotionModel, gray: np.ndarray, max_width: int, check: TamperCheck | None) -> FrameStep:
+    tracker = FaceTracker(FaceDetector(min_size=1, whole_image_fallback=False), LandmarkPredictor())
+    return classify_camera_frame(tracker, model, gray, max_width, check)
+
+
+def test_the_node_step_routes_on_the_tamper_check_without_reading_the_face_twice():
+    model = EmotionModel.load()
+    model.visibility = counting = CountingVisibility(model.visibility)
+    gray = astronaut_gray()
+    face = FaceAnalyzer().analyze(gray)[0]
+    masked = occlusion.occlude(gray, face.landmarks, "lower_box", np.random.default_rng(0), fill=0)
+    alone = node_step(model, masked, 1280, None)
+    assert alone.checks is None and counting.faces_read == 1  # the model checks the face itself
+    check = TamperCheck(VisibilityModel.load())
+    checked = node_step(model, masked, 1280, check)
+    assert counting.faces_read == 1 and len(checked.checks) == 1 and "lower" in checked.checks[0].covered
+    assert checked.predictions[0].scores == alone.predictions[0].scores  # routed to the covered forest both ways
+    # a wide frame: classified downscaled, checked in the frame's own pixels, boxes back in them
+    wide = cv2.resize(masked, None, fx=2.0, fy=2.0, interpolation=cv2.INTER_LINEAR)
+    step = node_step(model, wide, 512, check)
+    assert counting.faces_read == 1 and "lower" in step.checks[0].covered
+    assert step.checks[0].occlusion == check.assess(wide, [Face(step.predictions[0].box,
+                                                                step.predictions[0].landmarks)])[0].occlusion
+    assert step.predictions[0].box.width == pytest.approx(2 * checked.predictions[0].box.width, rel=0.1)
+    assert node_step(model, np.full((120, 160), 90, np.uint8), 1280, check).checks == []
 
 
 def test_occluded_rows_reread_every_found_face_under_each_lower_occluder():

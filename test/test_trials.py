@@ -110,7 +110,7 @@ def test_the_cnn_crops_carry_the_clean_landmarks_that_place_its_occluders(faces,
     clean = data.crops("clean", 48, 0.1)
     assert clean.found.all() and np.isfinite(clean.landmarks).all()
     eyes, mouth = clean.landmarks[:, 36:48].mean(axis=1), clean.landmarks[:, 48:68].mean(axis=1)
-    assert ((0.1 < eyes) & (eyes < 0.9)).all() and (eyes[:, 1] + 0.15 < mouth[:, 1]).all()
+    assert ((eyes > 0.1) & (eyes < 0.9)).all() and (eyes[:, 1] + 0.15 < mouth[:, 1]).all()
     assert np.isnan(data.crops("jaw_box", 48, 0.1).landmarks).all()
 
 

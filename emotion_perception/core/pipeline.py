@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -11,7 +12,7 @@ import numpy as np
 from emotion_perception.core.faces import FaceDetector
 from emotion_perception.core.landmarks import LandmarkPredictor
 from emotion_perception.core.tracking import FaceTracker
-from emotion_perception.core.types import Classifier, Face, FacePrediction
+from emotion_perception.core.types import CheckedFace, Classifier, Face, FaceCheck, FacePrediction
 
 
 class FaceAnalyzer:
@@ -42,11 +43,12 @@ class FaceAnalyzer:
         return faces
 
 
-def classify_faces(classifier: Classifier, gray: np.ndarray, faces: Sequence[Face]) -> list[FacePrediction]:
-    """The emotion of each face of one grey image, all faces scored in one call."""
+def classify_faces(classifier: Classifier, gray: np.ndarray, faces: Sequence[Face],
+                   covered: Sequence[Sequence[str]] | None = None) -> list[FacePrediction]:
+    """The emotion of each face of one grey image, all faces scored in one call (`covered`: see `Classifier`)."""
     if not faces:
         return []
-    proba = classifier.predict_proba(gray, faces)
+    proba = classifier.predict_proba(gray, faces, covered)
     labels = classifier.labels
     return [
         FacePrediction(
@@ -68,22 +70,36 @@ class EmotionPipeline:
         return classify_faces(self.classifier, gray, self.analyzer.analyze(gray))
 
 
+class FrameStep(NamedTuple):
+    """What a classifier node's step finds in one frame: per face, largest first, its id, its prediction and (with
+    a check) the check's result."""
+
+    ids: list[int]
+    predictions: list[FacePrediction]
+    checks: list[CheckedFace] | None
+
+
 def classify_camera_frame(
-    tracker: FaceTracker, classifier: Classifier, gray: np.ndarray, max_width: int,
-) -> tuple[list[int], list[FacePrediction]]:
-    """A classifier node's step for one grey camera frame: (face ids, predictions), largest face first.
+    tracker: FaceTracker, classifier: Classifier, gray: np.ndarray, max_width: int, check: FaceCheck | None = None,
+) -> FrameStep:
+    """A classifier node's step for one grey camera frame.
 
     Frames wider than `max_width` are processed downscaled; boxes and landmarks come back in the frame's
     own pixels. With the tracker's `detect_every` = `detect_tiles` = 1 the result depends on this frame only
-    (`bag evaluate`). `classifier` scores the followed faces: the forest, the CNN or any `Classifier`.
+    (`bag evaluate`). `classifier` scores the followed faces: the forest, the CNN or any `Classifier`. `check`
+    (the tamper check) reads each face in the frame's own pixels before it is classified, and the classifier
+    takes the regions it found covered from it instead of checking the faces again.
     """
     height, width = gray.shape
-    factor = 1.0
+    small, factor = gray, 1.0
     if width > max_width:
         factor = max_width / width
-        gray = cv2.resize(gray, (max_width, max(1, round(height * factor))), interpolation=cv2.INTER_AREA)
-    tracked = tracker.update(gray)
-    predictions = classify_faces(classifier, gray, [Face(face.box, face.landmarks) for face in tracked])
+        small = cv2.resize(gray, (max_width, max(1, round(height * factor))), interpolation=cv2.INTER_AREA)
+    tracked = tracker.update(small)
+    faces = [Face(face.box, face.landmarks) for face in tracked]
+    full = faces if factor == 1.0 else [Face(f.box.scaled(1 / factor), f.landmarks / factor) for f in faces]
+    checks = None if check is None else list(check.assess(gray, full)) if faces else []
+    predictions = classify_faces(classifier, small, faces, None if checks is None else [c.covered for c in checks])
     if factor != 1.0:
-        predictions = [replace(p, box=p.box.scaled(1 / factor), landmarks=p.landmarks / factor) for p in predictions]
-    return [face.id for face in tracked], predictions
+        predictions = [replace(p, box=f.box, landmarks=f.landmarks) for p, f in zip(predictions, full)]
+    return FrameStep([face.id for face in tracked], predictions, checks)

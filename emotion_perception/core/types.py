@@ -1,6 +1,6 @@
-"""Types shared by every layer: a face (box and landmarks), a face's prediction, and the `Classifier` protocol
+"""Types shared by every layer: a face (box and landmarks), a face's prediction, the `Classifier` protocol
 that the landmark forest, the CNN and any fusion of them honour, so that pipelines, nodes, evaluation and
-trials never branch on the model kind."""
+trials never branch on the model kind, and the `FaceCheck` protocol of the tamper check."""
 
 from __future__ import annotations
 
@@ -62,6 +62,23 @@ class Classifier(Protocol):
         """A short name for outputs (`emotion/detail`'s model field, reports)."""
         ...
 
-    def predict_proba(self, gray: np.ndarray, faces: Sequence[Face]) -> np.ndarray:
-        """Probabilities of the faces (found in the uint8 grey image `gray`), one row per face."""
+    def predict_proba(self, gray: np.ndarray, faces: Sequence[Face],
+                      covered: Sequence[Sequence[str]] | None = None) -> np.ndarray:
+        """Probabilities of the faces (found in the uint8 grey image `gray`), one row per face. `covered`: per
+        face, the regions ("upper", "lower") a `FaceCheck` already found covered; a classifier that routes on
+        them checks the faces itself when it is None."""
+        ...
+
+
+class CheckedFace(Protocol):
+    """What a `FaceCheck` says of one face; `covered` lists the regions it found covered."""
+
+    covered: list[str]
+
+
+class FaceCheck(Protocol):
+    """A per-face check of the picture (the tamper check, `models.tamper.TamperCheck`)."""
+
+    def assess(self, gray: np.ndarray, faces: Sequence[Face]) -> Sequence[CheckedFace]:
+        """One result per face (found in the uint8 grey image `gray`)."""
         ...

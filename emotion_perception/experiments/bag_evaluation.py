@@ -30,7 +30,7 @@ from emotion_perception.core.landmarks import LandmarkPredictor
 from emotion_perception.core.params import FRAME_STEP_PARAMS, defaults
 from emotion_perception.core.pipeline import classify_camera_frame
 from emotion_perception.core.tracking import FaceTracker
-from emotion_perception.core.types import Classifier, Face, FacePrediction
+from emotion_perception.core.types import Classifier, FacePrediction
 from emotion_perception.data.bags import (
     DETAIL_TOPIC,
     EMOTION_TOPIC,
@@ -75,12 +75,9 @@ class FrameClassifier:
         """(face ids, predictions, each face's tamper check entries or None) of one frame given as
         sensor_msgs/Image fields; FrameError if bad."""
         gray = frame_to_gray(encoding, height, width, step, data, is_bigendian, self.params["max_image_pixels"])
-        ids, predictions = classify_camera_frame(self.tracker, self.classifier, gray,
-                                                 self.params["max_processing_width"])
-        if self.tamper is None:
-            return ids, predictions, None
-        checks = self.tamper.assess(gray, [Face(face.box, face.landmarks) for face in predictions])
-        return ids, predictions, [check.to_json() for check in checks]
+        ids, predictions, checks = classify_camera_frame(self.tracker, self.classifier, gray,
+                                                         self.params["max_processing_width"], self.tamper)
+        return ids, predictions, None if checks is None else [check.to_json() for check in checks]
 
 
 def per_frame_params(params: dict[str, Any] | None) -> dict[str, Any]:

@@ -61,8 +61,8 @@ def replay(dataset: FaceDataset, classifier: Classifier, hold: float = 3.0, fps:
         gray = read_gray(path)
         starts.append(len(times))
         for _ in range(per_hold):
-            frame_ids, faces = classify_camera_frame(tracker, classifier, camera_frame(gray, rng),
-                                                     params["max_processing_width"])
+            frame_ids, faces, _ = classify_camera_frame(tracker, classifier, camera_frame(gray, rng),
+                                                        params["max_processing_width"])
             times.append(len(times) / fps)
             truth.append(label)
             ids.append(frame_ids[0] if faces else None)

@@ -294,8 +294,10 @@ class CnnClassifier:
         """How the CNN's input is cut from an image (box or aligned, its size)."""
         return CropSpec.from_header(self.header)
 
-    def predict_proba(self, gray: np.ndarray, faces: Sequence[Face]) -> np.ndarray:
-        """The `Classifier` protocol: probabilities of the faces of one grey image, from their crops."""
+    def predict_proba(self, gray: np.ndarray, faces: Sequence[Face],
+                      covered: Sequence[Sequence[str]] | None = None) -> np.ndarray:
+        """The `Classifier` protocol: probabilities of the faces of one grey image, from their crops (one network
+        for every face: `covered` changes nothing)."""
         return self.predict_crops(self.crop.crops(gray, faces))
 
     @torch.inference_mode()

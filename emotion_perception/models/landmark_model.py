@@ -86,10 +86,15 @@ class EmotionModel:
             return None
         return np.array(["lower" in self.visibility.occluded(a) for a in self.visibility.assess(gray, faces)])
 
-    def predict_proba(self, gray: np.ndarray, faces: Sequence[Face]) -> np.ndarray:
-        """The `Classifier` protocol: probabilities of the faces of one grey image."""
-        return self.predict_landmarks(np.stack([face.landmarks for face in faces]), [gray] * len(faces),
-                                      self.lower_covered(gray, faces))
+    def predict_proba(self, gray: np.ndarray, faces: Sequence[Face],
+                      covered: Sequence[Sequence[str]] | None = None) -> np.ndarray:
+        """The `Classifier` protocol: probabilities of the faces of one grey image; faces whose lower part is
+        covered (by `covered`, else by this model's own visibility check) go to the covered-face forest."""
+        if self.covered is None or covered is None:
+            lower = self.lower_covered(gray, faces)
+        else:
+            lower = np.array(["lower" in regions for regions in covered])
+        return self.predict_landmarks(np.stack([face.landmarks for face in faces]), [gray] * len(faces), lower)
 
     def predict_landmarks(self, landmarks: np.ndarray, grays: Sequence[np.ndarray] | None = None,
                           covered: np.ndarray | None = None) -> np.ndarray:

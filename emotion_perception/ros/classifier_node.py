@@ -17,7 +17,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
@@ -36,7 +35,7 @@ from emotion_perception.core.pipeline import EmotionPipeline, FaceAnalyzer, clas
 from emotion_perception.core.smoothing import ScoreSmoother
 from emotion_perception.core.stream import FrameSizeWatch, LostFrames
 from emotion_perception.core.tracking import FaceTracker
-from emotion_perception.core.types import Classifier, Face, FacePrediction
+from emotion_perception.core.types import Classifier, FacePrediction
 from emotion_perception.models.shipped import detail_name
 from emotion_perception.models.tamper import Assessment, TamperCheck
 from emotion_perception.ros import hri
@@ -251,19 +250,12 @@ class ClassifierNode(LifecycleNode):
             tracker.reset()
             self._smoother.reset()
             self._last_shape = gray.shape
-        ids, predictions = classify_camera_frame(tracker, model, gray, p["max_processing_width"])
-        checks = self._assess(gray, predictions)
+        tamper = self._tamper if p["check_tampering"] else None
+        ids, predictions, checks = classify_camera_frame(tracker, model, gray, p["max_processing_width"], tamper)
+        if checks is not None:
+            self._tampered_faces += sum(check.flagged for check in checks)
         height, width = gray.shape
         self._publish(msg, width, height, ids, predictions, start, checks)
-
-    def _assess(self, gray: np.ndarray, predictions: list[FacePrediction]) -> list[Assessment] | None:
-        """The tamper check of each face (check_tampering), counted in diagnostics; None when off."""
-        tamper = self._tamper
-        if tamper is None or not self.params["check_tampering"]:
-            return None
-        checks = tamper.assess(gray, [Face(face.box, face.landmarks) for face in predictions])
-        self._tampered_faces += sum(check.flagged for check in checks)
-        return checks
 
     def _publish(self, msg: Image, width: int, height: int, ids: list[int], predictions: list[FacePrediction],
                  start: float, checks: list[Assessment] | None) -> None:

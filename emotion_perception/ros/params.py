@@ -47,7 +47,9 @@ HRI = (  # REP-155 / ROS4HRI (ros/hri.py)
 TAMPER = (  # models/tamper.py
     ParamSpec("check_tampering", True, "add to each face in emotion/detail `occlusion` (probability that the upper "
               "and the lower face are covered) and `tampered` (score, flag at 1, reasons): boxes, masks, impulse "
-              "noise, image-scaling camouflage; counted in /diagnostics as tampered_faces", tunable=True),
+              "noise, image-scaling camouflage; counted in /diagnostics as tampered_faces. The forest's covered-"
+              "face part takes the faces the check finds covered below (off: the forest checks them itself with the "
+              "shipped visibility model)", tunable=True),
     ParamSpec("visibility_model_path", "", "visibility model of the tamper check (.npz of `emotion-perception "
               "train visibility`); empty: the shipped one", must_exist=True),
 )
