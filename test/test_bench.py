@@ -36,7 +36,7 @@ def test_bench_json_holds_every_figure_the_readme_reports(tmp_path):
     figures = json.loads(out.read_text())
     for key in ("fps_naive", "fps_optimised", "latency_ms_p50", "latency_ms_p99", "forest_ms_p50",
                 "sklearn_forest_ms_p50", "cnn_ms_p50", "cnn_faces_per_s_batch64", "rule_ms_p50",
-                "tamper_ms_p50", "visibility_ms_p50"):
+                "tamper_ms_p50", "visibility_ms_p50", "classify_ms_p50", "classify_checked_ms_p50"):
         assert isinstance(figures[key], float) and figures[key] > 0, key
     assert figures["face_rate_optimised"] == 1.0 and figures["cnn_device"] == "cpu"
     node = defaults(LANDMARK_NODE_PARAMS)  # "optimised" is the node at its defaults

@@ -194,8 +194,9 @@ def bench_optimised(ctx: Context) -> dict[str, Any]:
 
 def bench_forest(ctx: Context, repeats: int = 300) -> dict[str, Any]:
     """Per-face times: feature extraction, the shipped FlatForest vs scikit-learn on the same rows, and the
-    whole classification as the node runs it (features + forest, and the visibility check that picks the
-    covered-face forest where the model has one)."""
+    whole classification as the node runs it: with `check_tampering` off, features + forest and the visibility
+    check that picks the covered-face forest where the model has one; on, the same without that check (the
+    regions come from the tamper check, timed in `bench_tamper`)."""
     forest = _sklearn_forest(ctx)
     gray, found = _first_face(ctx)
     face = found.landmarks[None].astype(np.float64)
@@ -206,6 +207,7 @@ def bench_forest(ctx: Context, repeats: int = 300) -> dict[str, Any]:
                                  if ctx.model.mirror else ctx.model.predict_features(rows), repeats),
         "sklearn_forest_ms_p50": _p50_ms(lambda: _sklearn_proba(forest, ctx.model, rows), repeats),
         "classify_ms_p50": _p50_ms(lambda: ctx.model.predict_proba(gray, [found]), repeats),
+        "classify_checked_ms_p50": _p50_ms(lambda: ctx.model.predict_proba(gray, [found], [[]]), repeats),
     }
 
 
