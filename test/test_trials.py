@@ -211,6 +211,13 @@ def test_both_protocols_side_by_side(faces, tmp_path):
     assert "Protocols side by side" in report and "| subject-kfold | paper |" in report
 
 
+def test_type_a_brings_its_screened_second_row():
+    assert TrialSettings(attacks=("clean", "type_a", "type_b")).attacks == ("clean", "type_a", "type_a_screened",
+                                                                           "type_b")
+    assert TrialSettings(attacks=("type_a_screened", "type_a")).attacks == ("type_a_screened", "type_a")
+    assert TrialSettings(attacks=("clean", "mask")).attacks == ("clean", "mask")
+
+
 @pytest.mark.parametrize(("args", "expected"), [
     (("--attacks", "clean,bogus"), "bogus"),
     (("--models", "svm"), "svm"),

@@ -48,7 +48,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", required=True, metavar="DIR", type=output_folder, help="report folder")
     parser.add_argument("--models", type=names, default=("forest",), help="forest[,cnn] (default forest)")
     parser.add_argument("--attacks", type=names, default=PAPER_ATTACKS,
-                        help=f"comma list of {','.join(ATTACKS)} (default {','.join(PAPER_ATTACKS)})")
+                        help=f"comma list of {','.join(ATTACKS)} (default {','.join(PAPER_ATTACKS)}); type_a "
+                             "brings its screened second row, type_a_screened")
     parser.add_argument("--feature-sets", type=names, default=(DEFAULT_FEATURE_SET, "centroid"),
                         help="forest feature sets, one forest row each (default named_hog,centroid)")
     parser.add_argument("--protocol", type=names, default=("subject-kfold",),

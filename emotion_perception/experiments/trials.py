@@ -7,7 +7,8 @@ then, on that split:
   clean     fresh model on clean training images, tested on clean test images
   type_a    training-time poisoning: eye boxes on every training image of one class (each class in turn),
             tested on clean images (Table III: the accuracy of the poisoned class)
-  type_a_screened  Type A with the training images screened by the tamper check first (`data.screening`):
+  type_a_screened  Type A with the training images screened by the tamper check first (`data.screening`; run
+            whenever type_a is, as its second row):
             forests keep the faces it finds covered with the covered region's features taken from unflagged
             training faces and leave out those with pixel artefacts; CNNs leave out every flagged image
   type_b    the clean model on test images whose jaw is covered
@@ -158,6 +159,14 @@ class TrialSettings:
     CNN_ONLY = ("cnn_epochs", "cnn_occlusion", "cnn_device")
     FOREST_ONLY = ("n_estimators", "max_features", "mirror", "surrogate", "surrogate_folds", "surrogate_epochs",
                    "covered_forest")
+
+    def __post_init__(self) -> None:
+        # Type A comes with its screened second row: the poisoned class with and without screening side by side.
+        attacks = tuple(self.attacks)
+        if "type_a" in attacks and "type_a_screened" not in attacks:
+            at = attacks.index("type_a") + 1
+            attacks = (*attacks[:at], "type_a_screened", *attacks[at:])
+        self.attacks = attacks
 
     def check(self) -> None:
         """Raise TrialError naming the first bad value."""
