@@ -4,8 +4,9 @@ vs optimised, per-face times of the features, the forest and the explanation rul
 Frames: 640x480 BGR, one face (NASA's public-domain astronaut photo) moving smoothly a few pixels a frame.
 - naive: HOG detection on every frame + 68 landmarks + scikit-learn `predict_proba` of a forest of the
   shipped model's shape (same feature set, trees, max_features) trained in-process on jittered landmarks;
-- optimised: `tracking.FaceTracker` (detection every N frames, optionally on a downscaled frame,
-  correlation tracker between) + the shipped model through `FlatForest`.
+- optimised: the landmark node's own per-frame step (`pipeline.classify_camera_frame`): `tracking.FaceTracker`
+  (detection every N frames, optionally on a downscaled frame, correlation tracker between), the tamper check
+  (on at the node's defaults) and the shipped model through `FlatForest`.
 Each benchmark is a function in BENCHMARKS returning a dict of figures; `run_bench` merges them. Speed is
 compared within one run (ratios), never asserted.
 """
@@ -25,7 +26,7 @@ import torch
 from emotion_perception import features
 from emotion_perception.core.faces import FaceDetector
 from emotion_perception.core.landmarks import LandmarkPredictor
-from emotion_perception.core.pipeline import FaceAnalyzer, classify_faces
+from emotion_perception.core.pipeline import FaceAnalyzer, classify_camera_frame
 from emotion_perception.core.tracking import FaceTracker
 from emotion_perception.core.types import Face
 from emotion_perception.models.cnn import CnnClassifier, default_cnn_path
@@ -174,17 +175,19 @@ def bench_naive(ctx: Context) -> dict[str, Any]:
 
 
 def bench_optimised(ctx: Context) -> dict[str, Any]:
-    """FaceTracker (detection every N frames on a downscaled frame, tracking between) + FlatForest."""
+    """The landmark node's per-frame step: FaceTracker (detection every N frames on a downscaled frame, tracking
+    between), the tamper check of each face, FlatForest."""
+    from emotion_perception.models.tamper import TamperCheck
+
     tracker = FaceTracker(FaceDetector(whole_image_fallback=False), ctx.predictor,
                           detect_every=ctx.settings.detect_every, detect_scale=ctx.settings.detect_scale,
                           track_every=ctx.settings.track_every, detect_tiles=ctx.settings.detect_tiles)
+    check = TamperCheck.load()
     gray = np.empty((HEIGHT, WIDTH), np.uint8)
 
     def step(frame: np.ndarray) -> int:
         cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY, dst=gray)
-        tracked = tracker.update(gray)
-        classify_faces(ctx.model, gray, [Face(t.box, t.landmarks) for t in tracked])
-        return len(tracked)
+        return len(classify_camera_frame(tracker, ctx.model, gray, WIDTH, check).ids)
 
     r = _timed_loop(ctx, step)
     return {"fps_optimised": r["fps"], "latency_ms_p50": r["p50"], "latency_ms_p99": r["p99"],
