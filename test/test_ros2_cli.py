@@ -222,7 +222,7 @@ def test_ros2_cli_launch_with_a_folder_source(processes, probe, happy_folder):
     state, changed, nodes, hri = processes.together(
         lambda: processes.run_until(documented("ros2 lifecycle get /landmark_emotion_node"),
                                     lambda r: r.returncode == 0),
-        lambda: processes.run(documented("ros2 param set /landmark_emotion_node detect_every 5")),
+        lambda: processes.run_idempotent(documented("ros2 param set /landmark_emotion_node detect_every 5")),
         lambda: processes.run_until(documented("ros2 node list"), lambda r: "/image_source_node" in r.stdout),
         lambda: processes.run(["python", "-c", "from hri_msgs.msg import Expression; print(Expression.HAPPY)"]))
     assert state.stdout.startswith("active [3]"), state.stdout
@@ -246,8 +246,8 @@ def test_ros2_cli_lifecycle_and_parameters(processes):
         assert result.stdout.strip() == "Transitioning successful", result.stdout + launch.log()
     launch.wait_for(r"active: listening on /image", 10)
     ok, refused = processes.together(
-        lambda: processes.run(documented("ros2 param set /landmark_emotion_node detect_every 5")),
-        lambda: processes.run(documented("ros2 param set /landmark_emotion_node detect_every 500")))
+        lambda: processes.run_idempotent(documented("ros2 param set /landmark_emotion_node detect_every 5")),
+        lambda: processes.run_idempotent(documented("ros2 param set /landmark_emotion_node detect_every 500")))
     assert ok.stdout.strip() == "Set parameter successful", ok.stdout
     assert refused.stdout.startswith("Setting parameter failed: ") and "detect_every" in refused.stdout
     assert "out of range" in refused.stdout or "must be <=" in refused.stdout, refused.stdout
