@@ -31,6 +31,7 @@ from emotion_perception.core.tracking import FaceTracker
 from emotion_perception.core.types import Face
 from emotion_perception.models.cnn import CnnClassifier, default_cnn_path
 from emotion_perception.models.landmark_model import EmotionModel
+from emotion_perception.models.tamper import TamperCheck
 
 WIDTH, HEIGHT = 640, 480
 
@@ -177,8 +178,6 @@ def bench_naive(ctx: Context) -> dict[str, Any]:
 def bench_optimised(ctx: Context) -> dict[str, Any]:
     """The landmark node's per-frame step: FaceTracker (detection every N frames on a downscaled frame, tracking
     between), the tamper check of each face, FlatForest."""
-    from emotion_perception.models.tamper import TamperCheck
-
     tracker = FaceTracker(FaceDetector(whole_image_fallback=False), ctx.predictor,
                           detect_every=ctx.settings.detect_every, detect_scale=ctx.settings.detect_scale,
                           track_every=ctx.settings.track_every, detect_tiles=ctx.settings.detect_tiles)
@@ -263,8 +262,6 @@ def bench_rules(ctx: Context, repeats: int = 300) -> dict[str, Any]:
 def bench_tamper(ctx: Context, repeats: int = 300) -> dict[str, Any]:
     """Per-face time of the classifier nodes' tamper check (check_tampering): the whole check, and the visibility
     estimate alone (aligned crop, region statistics, visibility forest)."""
-    from emotion_perception.models.tamper import TamperCheck
-
     check = TamperCheck.load()
     gray, face = _first_face(ctx)
     faces = [face]
